@@ -1,0 +1,3 @@
+from .seunet import SEUNet
+
+__all__ = ["SEUNet"]

@@ -1,0 +1,3 @@
+from .io import atomic_path, atomic_save_nifti, atomic_torch_save, atomic_write_bytes, atomic_write_text
+
+__all__ = ["atomic_path", "atomic_save_nifti", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]

@@ -1,0 +1,85 @@
+"""The SE LayerFactory: names, typo suggestions, specs, user registration (also from a bundle config)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+from monai.bundle import ConfigParser
+from monai.networks.blocks import ChannelSELayer
+from parameterized import parameterized
+
+from scse_monai.networks.blocks import ChannelSpatialSELayer, SpatialSELayer
+from scse_monai.networks.layers import SE, get_se_layer
+
+
+@parameterized.expand([("cse", ChannelSELayer), ("SSE", SpatialSELayer), ("ScSe", ChannelSpatialSELayer)])
+def test_lookup_is_case_insensitive(name: str, cls: type) -> None:
+    assert SE[name] is cls
+
+
+def test_attribute_constants() -> None:
+    assert SE[SE.SCSE] is ChannelSpatialSELayer
+    assert set(SE.names) >= {"CSE", "SSE", "SCSE"}
+
+
+def test_typo_gets_did_you_mean() -> None:
+    with pytest.raises(ValueError, match="did you mean 'SCSE'"):
+        SE["scsee"]
+
+
+@parameterized.expand([(name,) for name in SE.names])
+def test_every_registered_layer_keeps_shape(name: str) -> None:
+    for dims in (2, 3):
+        layer = get_se_layer(name, spatial_dims=dims, in_channels=8)
+        x = torch.randn(2, 8, *([4] * dims))
+        assert layer(x).shape == x.shape
+
+
+def test_get_se_layer_specs() -> None:
+    assert isinstance(get_se_layer(None, 2, 4), nn.Identity)
+    assert isinstance(get_se_layer("", 2, 4), nn.Identity)
+    layer = get_se_layer(("scse", {"r": 4, "aggregation": "add"}), 3, 16)
+    assert isinstance(layer, ChannelSpatialSELayer) and layer.aggregation == "add"
+    assert layer.cse.fc[0].out_features == 4
+    from_list = get_se_layer(["cse", {"r": 8}], 2, 16)  # what a JSON config gives
+    assert isinstance(from_list, ChannelSELayer) and from_list.fc[0].out_features == 2
+    assert isinstance(get_se_layer(SpatialSELayer, 2, 4), SpatialSELayer)
+    assert isinstance(get_se_layer((SpatialSELayer, {}), 2, 4), SpatialSELayer)
+
+
+def test_malformed_spec() -> None:
+    with pytest.raises(TypeError, match="Layer specifiers"):
+        get_se_layer(("scse", "r=2"), 2, 4)
+
+
+class ToySE(nn.Module):
+    """A third-party block following the registry contract (spatial_dims, in_channels, **kwargs)."""
+
+    def __init__(self, spatial_dims: int, in_channels: int, scale: float = 0.5) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((1, in_channels) + (1,) * spatial_dims, scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+def test_user_registration_usable_from_bundle_config() -> None:
+    if "TOYSE" not in SE.names:
+        SE.add_factory_class("toyse", ToySE)
+    config = {
+        "network_def": {
+            "_target_": "scse_monai.networks.nets.SEUNet",
+            "spatial_dims": 2,
+            "in_channels": 1,
+            "out_channels": 3,
+            "channels": [4, 8, 16],
+            "strides": [2, 2],
+            "se": ["toyse", {"scale": 0.25}],
+        }
+    }
+    net = ConfigParser(config).get_parsed_content("network_def")
+    toys = [m for m in net.modules() if isinstance(m, ToySE)]
+    assert len(toys) == 4  # 2 down + bottleneck + 1 non-top up layer
+    assert all(float(m.scale.detach().mean()) == 0.25 for m in toys)
+    assert net(torch.randn(1, 1, 16, 16)).shape == (1, 3, 16, 16)
