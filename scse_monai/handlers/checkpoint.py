@@ -22,7 +22,6 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 
 from scse_monai.errors import InvalidInputError
-
 from scse_monai.utils.io import atomic_torch_save, atomic_write_text
 
 __all__ = ["TrainingCheckpoint", "BestModelSaver", "load_weights_only", "unwrap_model"]
@@ -163,6 +162,7 @@ class BestModelSaver:
         return value > self.best if self.mode == "max" else value < self.best
 
     def __call__(self, engine: Engine) -> None:
+        """Save the network if the metric improved."""
         name = self.metric_name or engine.state.key_metric_name
         value = float(engine.state.metrics[name])
         if not _is_main_process() or not self._improved(value):

@@ -43,6 +43,7 @@ class ModalityNormalizeIntensityd(MapTransform):
         self.normalizer = ModalityNormalizeIntensity(ct_window, mr_percentiles, ct_threshold)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        """Apply to the images under ``keys``."""
         d = dict(data)
         modality = d.get(self.modality_key)
         for key in self.key_iterator(d):
@@ -61,6 +62,7 @@ class CheckImaged(MapTransform):
         self.checker = CheckImage(spatial_dims, channels, finite)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        """Apply to the images under ``keys``."""
         d = dict(data)
         for key in self.key_iterator(d):
             self.checker(d[key])
