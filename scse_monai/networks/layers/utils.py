@@ -7,16 +7,28 @@ from monai.networks.layers.factories import split_args
 
 from scse_monai.networks.layers.factories import SE
 
-__all__ = ["get_se_layer", "se_layer_types"]
+__all__ = ["get_se_layer", "se_layer_types", "normalize_se_spec"]
 
 SESpec = str | tuple | type | None
+
+_NO_SE = ("", "none", "null")
+
+
+def normalize_se_spec(spec: SESpec) -> SESpec:
+    """``None`` for "no SE" however it is spelt (``None``, ``""``, ``"none"``, ``"null"``), else ``spec``.
+
+    Command lines pass strings: ``python -m monai.bundle run ... --network_def#se null`` gives ``"null"``.
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in _NO_SE):
+        return None
+    return spec
 
 
 def get_se_layer(spec: SESpec, spatial_dims: int, in_channels: int) -> nn.Module:
     """Create an SE layer from a spec, like MONAI's ``get_act_layer`` / ``get_norm_layer``.
 
     Args:
-        spec: ``None`` or ``""`` (no recalibration, :class:`torch.nn.Identity`), a registered name such as
+        spec: ``None``, ``""``, ``"none"`` or ``"null"`` (no recalibration, :class:`torch.nn.Identity`), a registered name such as
             ``"scse"``, a pair ``("name", {kwargs})`` such as ``("scse", {"r": 4, "aggregation": "add"})``, or a
             class / pair ``(class, {kwargs})`` taking ``(spatial_dims, in_channels, **kwargs)``.
         spatial_dims: number of spatial dimensions.
@@ -31,7 +43,8 @@ def get_se_layer(spec: SESpec, spatial_dims: int, in_channels: int) -> nn.Module
         >>> get_se_layer(("scse", {"aggregation": "add"}), spatial_dims=2, in_channels=16)
         ChannelSpatialSELayer(...)
     """
-    if spec is None or (isinstance(spec, str) and not spec):
+    spec = normalize_se_spec(spec)
+    if spec is None:
         return nn.Identity()
     if isinstance(spec, type):
         return spec(spatial_dims=spatial_dims, in_channels=in_channels)

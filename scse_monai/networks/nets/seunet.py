@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 from monai.networks.nets import UNet
 
-from scse_monai.networks.layers.utils import SESpec, get_se_layer
+from scse_monai.networks.layers.utils import SESpec, get_se_layer, normalize_se_spec
 
 __all__ = ["SEUNet"]
 
@@ -34,7 +34,7 @@ class SEUNet(UNet):
         out_channels: number of output channels (classes).
         channels: sequence of channels, see :class:`~monai.networks.nets.UNet`.
         strides: sequence of convolution strides, see :class:`~monai.networks.nets.UNet`.
-        se: SE layer spec: ``None`` (then the network is exactly MONAI's UNet: same modules, ``state_dict`` keys
+        se: SE layer spec: ``None`` (or ``"none"``/``"null"``, as command lines spell it; then the network is exactly MONAI's UNet: same modules, ``state_dict`` keys
             and outputs for the same seed), a name registered in :data:`scse_monai.networks.layers.SE` such as
             ``"scse"``, ``"cse"``, ``"sse"``, or ``("name", {kwargs})``, e.g. ``("scse", {"r": 2, "aggregation":
             "max"})``. Defaults to ``"scse"`` (max-out, r = 2).
@@ -60,7 +60,7 @@ class SEUNet(UNet):
         **kwargs,
     ) -> None:
         # Plain attributes set before UNet.__init__, which calls the layer hooks below.
-        self.se = se
+        self.se = normalize_se_spec(se)
         self.se_bottleneck = se_bottleneck
         super().__init__(spatial_dims, in_channels, out_channels, channels, strides, **kwargs)
 

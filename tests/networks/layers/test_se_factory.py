@@ -39,6 +39,8 @@ def test_every_registered_layer_keeps_shape(name: str) -> None:
 def test_get_se_layer_specs() -> None:
     assert isinstance(get_se_layer(None, 2, 4), nn.Identity)
     assert isinstance(get_se_layer("", 2, 4), nn.Identity)
+    assert isinstance(get_se_layer("null", 2, 4), nn.Identity)  # `--network_def#se null` on a command line
+    assert isinstance(get_se_layer("None", 2, 4), nn.Identity)
     layer = get_se_layer(("scse", {"r": 4, "aggregation": "add"}), 3, 16)
     assert isinstance(layer, ChannelSpatialSELayer) and layer.aggregation == "add"
     assert layer.cse.fc[0].out_features == 4

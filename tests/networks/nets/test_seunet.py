@@ -36,6 +36,10 @@ def test_se_none_is_monai_unet(dims: int, nru: int) -> None:
         assert torch.equal(unet(x), seunet(x))
 
 
+def test_se_null_string_is_unet() -> None:
+    assert list(SEUNet(se="null", **_kwargs(2, 0)).state_dict()) == list(UNet(**_kwargs(2, 0)).state_dict())
+
+
 @parameterized.expand(SHAPE_CASES)
 def test_output_shape(dims: int, nru: int, spec) -> None:
     net = SEUNet(se=spec, **_kwargs(dims, nru)).eval()
