@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from scse_monai.data import inverse_frequency_weights, list_inference_inputs
+from scse_monai.errors import InvalidInputError
+
+
+def _nifti(path, data) -> None:
+    nib.save(nib.Nifti1Image(np.asarray(data), np.eye(4)), str(path))
+
+
+def test_inputs_file_series_and_folder(tmp_path) -> None:
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "i0000,0000b.dcm").write_bytes(b"")
+    (series / "._i0000,0000b.dcm").write_bytes(b"")  # macOS resource fork: ignored
+    _nifti(tmp_path / "b.nii.gz", np.zeros((2, 2, 2), np.float32))
+    _nifti(tmp_path / "a.nii", np.zeros((2, 2, 2), np.float32))
+    (tmp_path / "notes.txt").write_text("x")
+    assert list_inference_inputs(tmp_path / "a.nii") == [{"image": str(tmp_path / "a.nii")}]
+    assert list_inference_inputs(series) == [{"image": str(series)}]
+    assert [d["image"] for d in list_inference_inputs(tmp_path)] == [
+        str(tmp_path / n) for n in ("a.nii", "b.nii.gz", "series")
+    ]
+
+
+def test_inputs_errors(tmp_path) -> None:
+    with pytest.raises(InvalidInputError, match="no such file or folder"):
+        list_inference_inputs(tmp_path / "missing")
+    with pytest.raises(InvalidInputError, match="found no NIfTI file"):
+        list_inference_inputs(tmp_path)
+
+
+def test_inverse_frequency_weights_formula(tmp_path) -> None:
+    a = np.zeros((10, 10, 1), np.uint8)
+    a[:5, :2] = 1  # 10 voxels of class 1, 90 of class 0
+    b = np.zeros((10, 10, 1), np.uint8)
+    b[0, :5] = 2  # 5 voxels of class 2, 95 of class 0
+    _nifti(tmp_path / "a.nii.gz", a)
+    _nifti(tmp_path / "b.nii.gz", b)
+    weights = inverse_frequency_weights([{"label": str(tmp_path / "a.nii.gz")}, {"label": str(tmp_path / "b.nii.gz")}],
+                                        num_classes=4)
+    counts = np.array([185, 10, 5])
+    raw = 1 / counts
+    expected = raw / raw.mean()
+    np.testing.assert_allclose(weights[:3], expected)
+    assert weights[3] == 0.0  # absent class
+
+
+def test_inverse_frequency_weights_rejects_bad_labels(tmp_path) -> None:
+    _nifti(tmp_path / "c.nii.gz", np.full((2, 2, 2), 7, np.uint8))
+    with pytest.raises(InvalidInputError, match="c.nii.gz: label values must be in \\[0, 5\\)"):
+        inverse_frequency_weights([{"label": str(tmp_path / "c.nii.gz")}])
