@@ -1,4 +1,5 @@
 from .inputs import list_inference_inputs
 from .weights import inverse_frequency_weights
+from .writers import AtomicNibabelWriter
 
-__all__ = ["list_inference_inputs", "inverse_frequency_weights"]
+__all__ = ["AtomicNibabelWriter", "list_inference_inputs", "inverse_frequency_weights"]

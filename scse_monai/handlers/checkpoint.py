@@ -44,6 +44,13 @@ def _state_dict(obj: Any) -> Any:
     return obj.state_dict()
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files that an atomic write of ``path`` left behind when its run was killed."""
+    if _is_main_process() and path.parent.is_dir():
+        for tmp in path.parent.glob(f".{path.name}.*.tmp*"):
+            tmp.unlink(missing_ok=True)
+
+
 class TrainingCheckpoint:
     """Save the full training state after every epoch to one file, atomically, and resume from it on start.
 
@@ -88,6 +95,7 @@ class TrainingCheckpoint:
 
     def load(self, engine: Engine) -> None:
         """Restore the saved state into the objects of ``save_dict`` if resuming and the file exists."""
+        _remove_stale_temporaries(self.path)
         if not (self.resume and self.path.exists()):
             return
         checkpoint = load_weights_only(self.path, self.map_location)
@@ -147,6 +155,8 @@ class BestModelSaver:
         self.metric_name = metric_name
         self.mode = mode
         self.best: float | None = None
+        _remove_stale_temporaries(self.path)
+        _remove_stale_temporaries(self.record)
         if self.record.exists():
             self.best = json.loads(self.record.read_text()).get("best_metric")
 

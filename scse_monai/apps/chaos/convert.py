@@ -152,6 +152,7 @@ def convert_case(case: ChaosCase, out_dir: str | os.PathLike, overwrite: bool = 
             return {"status": "skipped", "entry": meta["entry"], "warnings": meta.get("warnings", [])}
         except (OSError, ValueError, KeyError):
             pass  # a foreign or damaged sidecar: convert again
+    _remove_stale_temporaries(outputs.values())
     series = read_dicom_series(case.dicom_dir)
     if case.modality == "ct" and series.modality and series.modality != "CT":
         raise InvalidInputError(f"DICOM Modality {series.modality!r}; expected 'CT' in a CT case", series.files[0])
@@ -197,6 +198,15 @@ def convert_case(case: ChaosCase, out_dir: str | os.PathLike, overwrite: bool = 
             labels = labels_from_ct_ground(raw, case=str(case.ground_dir))
         else:
             labels, unmapped = labels_from_mr_grey(raw)
+            if unmapped and not labels.any():
+                # A few off-range values (e.g. the "torsal" 32) are expected; no organ value at all is not CHAOS MR
+                # Ground (e.g. a 1-bit CT mask or an inverted image) and would silently give an empty label map.
+                values = np.unique(raw[raw > 0])
+                raise InvalidInputError(
+                    f"MR Ground values {values[:8].tolist()} fall in no organ range; expected grey levels 63/126/189/"
+                    "252 within (55,70], (110,135], (175,200], (240,255]",
+                    case.ground_dir,
+                )
             entry["unmapped_label_voxels"] = unmapped
             if unmapped:
                 values = np.unique(raw[(raw > 0) & (labels == 0)])
@@ -211,6 +221,14 @@ def convert_case(case: ChaosCase, out_dir: str | os.PathLike, overwrite: bool = 
     atomic_save_nifti(_nifti(series.array, series.affine), outputs["image"])
     atomic_write_text(outputs["meta"], json.dumps({"entry": entry, "warnings": warnings}, indent=1))
     return {"status": "converted", "entry": entry, "warnings": warnings}
+
+
+def _remove_stale_temporaries(paths) -> None:
+    """Delete temporary files that :func:`~scse_monai.utils.io.atomic_path` left beside ``paths`` in a killed run."""
+    for path in paths:
+        if path.parent.is_dir():
+            for tmp in path.parent.glob(f".{path.name}.*.tmp*"):
+                tmp.unlink(missing_ok=True)
 
 
 def _convert_worker(case: ChaosCase, out_dir: str, overwrite: bool) -> dict:
@@ -354,6 +372,7 @@ def convert_chaos(
             test.append(entry)
     if training or test:
         report.datalist = out_dir / DATALIST_NAME
+        _remove_stale_temporaries([report.datalist])
         atomic_write_text(report.datalist, json.dumps(_datalist(training, test), indent=2) + "\n")
     return report
 

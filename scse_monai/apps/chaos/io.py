@@ -189,10 +189,18 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
     size = (int(rows_cols[0][0]), int(rows_cols[1][0]))
     iop = _tag_floats(first, "ImageOrientationPatient", 6, files[0])
     ps = _tag_floats(first, "PixelSpacing", 2, files[0])
+    if not np.all(ps > 0):
+        raise InvalidInputError(f"PixelSpacing {ps.tolist()}; expected two positive spacings (mm)", files[0])
+    if not size[0] > 0 < size[1]:
+        raise InvalidInputError(f"Rows x Columns {size[0]}x{size[1]}; expected a non-empty image", files[0])
+    if not np.isclose(np.linalg.norm(np.cross(iop[:3], iop[3:6])), 1.0, atol=1e-3):
+        raise InvalidInputError(
+            f"ImageOrientationPatient {iop.tolist()}; expected two orthogonal unit direction cosines", files[0]
+        )
     ipps = []
     echo_times: set[float] = set()
     for path, ds in zip(files, headers, strict=True):
-        this_size = (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+        this_size = (int(_tag_floats(ds, "Rows", 1, path)[0]), int(_tag_floats(ds, "Columns", 1, path)[0]))
         if this_size != size:
             raise InvalidInputError(
                 f"slice size {this_size[0]}x{this_size[1]} (rows x columns) differs from the series' first slice "
@@ -213,6 +221,15 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
     normal = np.cross(iop[:3], iop[3:6])
     proj = ipps_arr @ normal
     diffs = np.diff(proj)
+    # Two files at one position (a duplicated or mixed-in slice) make the first/last affine describe no slice
+    # correctly; unlike a merely reversed order this cannot be a CHAOS series.
+    same = np.flatnonzero(np.linalg.norm(np.diff(ipps_arr, axis=0), axis=1) < 1e-6)
+    if same.size:
+        k = int(same[0])
+        raise InvalidInputError(
+            f"same ImagePositionPatient {ipps_arr[k].tolist()} as {files[k].name}; expected one position per slice",
+            files[k + 1],
+        )
     monotonic = bool(n == 1 or np.all(diffs > 0) or np.all(diffs < 0))
     matches = bool(np.array_equal(np.argsort(proj, kind="stable"), np.arange(n)) and monotonic)
     if not monotonic:
@@ -223,9 +240,19 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
         )
     elif n > 2 and np.ptp(diffs) > 0.01 * max(abs(float(np.mean(diffs))), 1e-6):
         logger.warning("%s: slice spacing varies along the series (%.4g..%.4g mm)", folder, diffs.min(), diffs.max())
-    thickness = first.get("SliceThickness")
+    thickness = None
     if n == 1:
-        logger.warning("%s: single-slice series; slice spacing taken from SliceThickness (or 1.0)", folder)
+        # One file gives no position step: the data contract falls back to SliceThickness, else 1 mm.
+        try:
+            thickness = float(first.get("SliceThickness"))
+        except (TypeError, ValueError):
+            thickness = None
+        if thickness is None or not (np.isfinite(thickness) and thickness > 0):
+            thickness = None
+        logger.warning(
+            "%s: single-slice series; slice spacing taken from %s", folder,
+            f"SliceThickness ({thickness:g} mm)" if thickness else "no valid SliceThickness: 1.0 mm",
+        )
     affine = dicom_affine(iop, ps, ipps_arr[0], ipps_arr[-1], n, thickness)
     step = float(np.linalg.norm(affine[:3, 2]))
     array = None

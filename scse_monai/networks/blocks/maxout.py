@@ -55,7 +55,11 @@ def _check_shapes(x: torch.Tensor, g_c: torch.Tensor, g_s: torch.Tensor) -> None
             f"expected x (B, C, *S) and gates with the same number of dimensions, got shapes {tuple(x.shape)}, "
             f"{tuple(g_c.shape)}, {tuple(g_s.shape)}."
         )
-    if torch.broadcast_shapes(x.shape, g_c.shape, g_s.shape) != x.shape:
+    try:
+        broadcast = torch.broadcast_shapes(x.shape, g_c.shape, g_s.shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != x.shape:
         raise ValueError(
             f"the gates must broadcast to x's shape {tuple(x.shape)}, got {tuple(g_c.shape)} and {tuple(g_s.shape)}."
         )

@@ -28,9 +28,10 @@ def get_se_layer(spec: SESpec, spatial_dims: int, in_channels: int) -> nn.Module
     """Create an SE layer from a spec, like MONAI's ``get_act_layer`` / ``get_norm_layer``.
 
     Args:
-        spec: ``None``, ``""``, ``"none"`` or ``"null"`` (no recalibration, :class:`torch.nn.Identity`), a registered name such as
-            ``"scse"``, a pair ``("name", {kwargs})`` such as ``("scse", {"r": 4, "aggregation": "add"})``, or a
-            class / pair ``(class, {kwargs})`` taking ``(spatial_dims, in_channels, **kwargs)``.
+        spec: ``None``, ``""``, ``"none"`` or ``"null"`` (no recalibration, :class:`torch.nn.Identity`); a
+            registered name such as ``"scse"``; a pair ``("name", {kwargs})`` such as
+            ``("scse", {"r": 4, "aggregation": "add"})``; or a class, or a pair ``(class, {kwargs})``, taking
+            ``(spatial_dims, in_channels, **kwargs)``.
         spatial_dims: number of spatial dimensions.
         in_channels: number of channels of the feature map to recalibrate.
 

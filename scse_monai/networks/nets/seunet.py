@@ -34,10 +34,10 @@ class SEUNet(UNet):
         out_channels: number of output channels (classes).
         channels: sequence of channels, see :class:`~monai.networks.nets.UNet`.
         strides: sequence of convolution strides, see :class:`~monai.networks.nets.UNet`.
-        se: SE layer spec: ``None`` (or ``"none"``/``"null"``, as command lines spell it; then the network is exactly MONAI's UNet: same modules, ``state_dict`` keys
-            and outputs for the same seed), a name registered in :data:`scse_monai.networks.layers.SE` such as
-            ``"scse"``, ``"cse"``, ``"sse"``, or ``("name", {kwargs})``, e.g. ``("scse", {"r": 2, "aggregation":
-            "max"})``. Defaults to ``"scse"`` (max-out, r = 2).
+        se: SE layer spec: ``None`` (or ``"none"``/``"null"``, as command lines spell it) gives exactly MONAI's
+            UNet: same modules, ``state_dict`` keys and outputs for the same seed. Otherwise a name registered in
+            :data:`scse_monai.networks.layers.SE` (``"scse"``, ``"cse"``, ``"sse"``) or ``("name", {kwargs})``,
+            e.g. ``("scse", {"r": 2, "aggregation": "max"})``. Defaults to ``"scse"`` (max-out, r = 2).
         se_bottleneck: also recalibrate the bottleneck's output. Defaults to True.
         kwargs: further :class:`~monai.networks.nets.UNet` arguments (``num_res_units``, ``act``, ``norm``, ...).
 
