@@ -150,7 +150,14 @@ def _read_header(path: Path, with_pixels: bool):
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=not with_pixels)
+        ds = pydicom.dcmread(path, stop_before_pixels=not with_pixels)
+        # pydicom parses element values lazily; touch every element now so that a malformed one (unknown VR, bad
+        # length, undecodable text) fails here, naming this file, rather than at some later attribute access.
+        for _ in ds.file_meta:
+            pass
+        for _ in ds:
+            pass
+        return ds
     except InvalidDicomError as e:
         raise InvalidInputError(f"not a DICOM file ({e}); expected a DICOM slice", path) from None
     except Exception as e:  # truncated or corrupt files raise a variety of low-level errors (EOFError, struct.error)
@@ -168,6 +175,15 @@ def _tag_floats(ds, keyword: str, count: int, path: Path) -> np.ndarray:
         msg = f"DICOM tag {keyword} is missing or malformed ({value!r}); expected {count} number(s)"
         raise InvalidInputError(msg, path)
     return arr
+
+
+def _optional_float(ds, keyword: str) -> float | None:
+    """A single numeric tag, or ``None`` when it is absent or not one finite number (informational tags only)."""
+    try:
+        value = float(ds.get(keyword))
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> DicomSeries:
@@ -214,8 +230,9 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
                 f"ImageOrientationPatient differs from {files[0].name}; expected one orientation per series", path
             )
         ipps.append(_tag_floats(ds, "ImagePositionPatient", 3, path))
-        if ds.get("EchoTime") not in (None, ""):
-            echo_times.add(float(ds.EchoTime))
+        echo_time = _optional_float(ds, "EchoTime")
+        if echo_time is not None:
+            echo_times.add(echo_time)
     ipps_arr = np.stack(ipps)
     n = len(files)
     normal = np.cross(iop[:3], iop[3:6])
@@ -243,11 +260,8 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
     thickness = None
     if n == 1:
         # One file gives no position step: the data contract falls back to SliceThickness, else 1 mm.
-        try:
-            thickness = float(first.get("SliceThickness"))
-        except (TypeError, ValueError):
-            thickness = None
-        if thickness is None or not (np.isfinite(thickness) and thickness > 0):
+        thickness = _optional_float(first, "SliceThickness")
+        if thickness is not None and thickness <= 0:
             thickness = None
         logger.warning(
             "%s: single-slice series; slice spacing taken from %s", folder,
@@ -271,7 +285,18 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
                 ) from None
             if pixels.shape != size:
                 raise InvalidInputError(f"pixel array shape {pixels.shape} != Rows x Columns {size}", path)
-            array[:, :, k] = np.asarray(apply_rescale(pixels, ds), dtype=np.float32).T
+            try:
+                values = np.asarray(apply_rescale(pixels, ds), dtype=np.float32)
+            except (TypeError, ValueError, AttributeError) as e:  # malformed RescaleSlope/RescaleIntercept
+                msg = f"cannot apply RescaleSlope/RescaleIntercept ({type(e).__name__}: {e}); expected numbers"
+                raise InvalidInputError(msg, path) from None
+            if not np.all(np.isfinite(values)):
+                raise InvalidInputError(
+                    f"RescaleSlope {ds.get('RescaleSlope')!r} / RescaleIntercept {ds.get('RescaleIntercept')!r} give "
+                    "non-finite voxel values; expected finite numbers",
+                    path,
+                )
+            array[:, :, k] = values.T
     return DicomSeries(
         array=array,
         affine=affine,
@@ -282,7 +307,7 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
         iop=tuple(float(v) for v in iop),
         pixel_spacing=(float(ps[0]), float(ps[1])),
         modality=str(first.get("Modality", "") or ""),
-        echo_time=float(first.EchoTime) if first.get("EchoTime") not in (None, "") else None,
+        echo_time=_optional_float(first, "EchoTime"),
         name_order_matches_position=matches,
         echo_times=tuple(sorted(echo_times)),
         positions_monotonic=monotonic,
