@@ -5,8 +5,8 @@ are small; only their broadcast products are full-size. The straightforward form
 materialises ``x * g_c`` and ``x * g_s`` and autograd keeps both for backward, i.e. two extra full-size activations per
 scSE block. :func:`maxout_recalibrate` computes the same values in one blocked pass and keeps only ``x``, ``g_c`` and
 ``g_s`` for backward (``x`` is kept anyway by the sSE's 1x1 convolution, so the saved state adds nothing full-size);
-backward recomputes the products block by block. Blocks are small (about 2**16 elements) so that the temporaries stay
-in the CPU's cache: every full-size tensor is read or written once per pass instead of once per elementwise op.
+backward recomputes the products block by block. Blocks are at most 64 MiB, so the temporaries are bounded by the block
+size, not by the activation size.
 
 The forward values are bitwise those of :func:`maxout_reference` (the same two products and the same max, only
 blocked). The gradients are those of autograd on :func:`maxout_reference`, including its tie rule: where
@@ -22,9 +22,11 @@ import torch
 
 __all__ = ["maxout_recalibrate", "maxout_reference", "MaxOutRecalibrate"]
 
-#: Elements per block of the blocked loops: a few such float32 temporaries (256 KiB each) fit in a core's L2 cache.
-#: Larger blocks spill to memory, smaller ones pay more Python overhead per element.
-BLOCK_ELEMENTS = 1 << 18
+#: Elements per block of the blocked loops (64 MiB of float32). Each torch op costs a fixed dispatch and thread
+#: synchronisation, which dominated with cache-sized blocks (2^18: ~2x slower than the plain formula on 2 busy
+#: cores); with 2^24 a 2D layer is one block, and only large 3D activations are split, which still bounds the
+#: temporaries.
+BLOCK_ELEMENTS = 1 << 24
 
 
 def maxout_reference(x: torch.Tensor, g_c: torch.Tensor, g_s: torch.Tensor) -> torch.Tensor:
@@ -33,20 +35,25 @@ def maxout_reference(x: torch.Tensor, g_c: torch.Tensor, g_s: torch.Tensor) -> t
 
 
 def _blocks(x: torch.Tensor, g_c: torch.Tensor, g_s: torch.Tensor):
-    """Yield ``(b, c0, c1, x_blk, gc_blk, gs_blk)`` covering ``x`` in (sample, channel-range) blocks.
+    """Yield ``(bs, cs, x_blk, gc_blk, gs_blk)`` covering ``x`` in blocks of about ``BLOCK_ELEMENTS`` elements.
 
-    ``gc_blk`` is (c1 - c0, 1, ...) and ``gs_blk`` (1, *S), both views; a gate with batch size 1 is shared by all
-    samples.
+    ``bs``/``cs`` are the batch and channel slices of the block: several whole samples when a sample is small, else a
+    range of channels of one sample. The gate blocks are views; a gate with batch (or channel) size 1 is shared.
     """
     n_batch, n_chan = x.shape[0], x.shape[1]
+    per_sample = max(1, x[0].numel())
     per_channel = max(1, x[0, 0].numel())
-    step = max(1, min(n_chan, BLOCK_ELEMENTS // per_channel))
-    for b in range(n_batch):
-        gc_b = g_c[b if g_c.shape[0] > 1 else 0]
-        gs_b = g_s[b if g_s.shape[0] > 1 else 0]
-        for c0 in range(0, n_chan, step):
-            c1 = min(n_chan, c0 + step)
-            yield b, c0, c1, x[b, c0:c1], gc_b[c0:c1] if gc_b.shape[0] > 1 else gc_b, gs_b
+    if per_sample <= BLOCK_ELEMENTS:
+        b_step, c_step = max(1, BLOCK_ELEMENTS // per_sample), n_chan
+    else:
+        b_step, c_step = 1, max(1, BLOCK_ELEMENTS // per_channel)
+    for b0 in range(0, n_batch, b_step):
+        bs = slice(b0, min(n_batch, b0 + b_step))
+        gc_b = g_c[bs] if g_c.shape[0] > 1 else g_c
+        gs_b = g_s[bs] if g_s.shape[0] > 1 else g_s
+        for c0 in range(0, n_chan, c_step):
+            cs = slice(c0, min(n_chan, c0 + c_step))
+            yield bs, cs, x[bs, cs], gc_b[:, cs] if gc_b.shape[1] > 1 else gc_b, gs_b
 
 
 def _check_shapes(x: torch.Tensor, g_c: torch.Tensor, g_s: torch.Tensor) -> None:
@@ -75,8 +82,8 @@ def _forward_blocked(x: torch.Tensor, g_c: torch.Tensor, g_s: torch.Tensor) -> t
     dtype = torch.promote_types(torch.promote_types(x.dtype, g_c.dtype), g_s.dtype)
     out = torch.empty(x.shape, dtype=dtype, device=x.device)
     tmp: torch.Tensor | None = None
-    for b, c0, c1, xb, gcb, gsb in _blocks(x, g_c, g_s):
-        ob = out[b, c0:c1]
+    for bs, cs, xb, gcb, gsb in _blocks(x, g_c, g_s):
+        ob = out[bs, cs]
         if tmp is None or tmp.shape != ob.shape:
             tmp = torch.empty_like(ob)
         torch.mul(xb, gcb, out=ob)
@@ -107,11 +114,11 @@ class MaxOutRecalibrate(torch.autograd.Function):
         n_batch = x.shape[0]
         grad_c = torch.zeros((n_batch,) + tuple(g_c.shape[1:]), dtype=dtype, device=x.device) if need_c else None
         grad_s = torch.zeros((n_batch,) + tuple(g_s.shape[1:]), dtype=dtype, device=x.device) if need_s else None
-        spatial = tuple(range(1, x.ndim - 1))
+        spatial = tuple(range(2, x.ndim))
         buf_p: torch.Tensor | None = None
         buf_q: torch.Tensor | None = None
-        for b, c0, c1, xb, gcb, gsb in _blocks(x, g_c, g_s):
-            gb = grad[b, c0:c1]
+        for bs, cs, xb, gcb, gsb in _blocks(x, g_c, g_s):
+            gb = grad[bs, cs]
             if buf_p is None or buf_q is None or buf_p.shape != gb.shape:
                 buf_p, buf_q = torch.empty_like(gb), torch.empty_like(gb)
             # torch.maximum's backward on the recomputed products p = x * g_c, q = x * g_s: the larger gets the
@@ -122,14 +129,14 @@ class MaxOutRecalibrate(torch.autograd.Function):
             grad_p = buf_p.sub_(buf_q).sign_().add_(1).mul_(gb).mul_(0.5)
             grad_q = torch.sub(gb, grad_p, out=buf_q)
             if grad_x is not None:
-                torch.mul(grad_q, gsb, out=grad_x[b, c0:c1]).addcmul_(grad_p, gcb)
+                torch.mul(grad_q, gsb, out=grad_x[bs, cs]).addcmul_(grad_p, gcb)
             if grad_c is not None:
                 prod = grad_p.mul_(xb)
                 blk = prod.sum(dim=spatial, keepdim=True) if spatial else prod
-                target = grad_c[b, c0:c1] if g_c.shape[1] > 1 else grad_c[b]
+                target = grad_c[bs, cs] if g_c.shape[1] > 1 else grad_c[bs]
                 target += blk.sum_to_size(target.shape)
             if grad_s is not None:
-                grad_s[b] += grad_q.mul_(xb).sum(dim=0, keepdim=True)
+                grad_s[bs] += grad_q.mul_(xb).sum(dim=1, keepdim=True)
         if grad_c is not None:
             grad_c = grad_c.sum_to_size(g_c.shape).to(g_c.dtype)
         if grad_s is not None:

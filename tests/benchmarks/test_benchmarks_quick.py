@@ -1,0 +1,65 @@
+"""The benchmarks' quick modes run from a checkout and write the documented JSON keys (timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _run(script: str, tmp_path: Path) -> dict:
+    out = tmp_path / f"{script}.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def _assert_finite(result: dict, keys: list[str]) -> None:
+    for key in keys:
+        assert key in result, key
+        assert isinstance(result[key], (int, float)) and math.isfinite(result[key]), (key, result[key])
+
+
+@pytest.mark.slow
+def test_se_overhead_quick(tmp_path):
+    result = _run("se_overhead.py", tmp_path)
+    _assert_finite(
+        result,
+        [
+            "train_step_ratio",
+            "peak_memory_ratio",
+            "inference_ratio",
+            "naive_train_step_ratio",
+            "naive_peak_memory_ratio",
+            "naive_inference_ratio",
+            "param_overhead_pct",
+            "effective_gflops",
+            "matmul_peak_gflops",
+        ],
+    )
+    # Facts that do not depend on timing: the two scSE variants have the same parameters, more than UNet.
+    assert result["params"]["scse"] == result["params"]["naive"] > result["params"]["unet"]
+    assert result["param_overhead_pct"] == pytest.approx(
+        100 * (result["params"]["scse"] - result["params"]["unet"]) / result["params"]["unet"]
+    )
+    # The fused max-out keeps fewer bytes for backward than the plain formula (allocator-independent count).
+    assert result["memory"]["scse"]["saved_tensor_bytes"] < result["memory"]["naive"]["saved_tensor_bytes"]
+
+
+@pytest.mark.slow
+def test_volume_inference_quick(tmp_path):
+    result = _run("volume_inference.py", tmp_path)
+    _assert_finite(result, ["seconds", "slices_per_second", "peak_memory_mb", "peak_rss_mb"])
+    assert result["output_shape"][2:] == result["volume_shape"]
