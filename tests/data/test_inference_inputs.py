@@ -54,3 +54,40 @@ def test_inverse_frequency_weights_rejects_bad_labels(tmp_path) -> None:
     _nifti(tmp_path / "c.nii.gz", np.full((2, 2, 2), 7, np.uint8))
     with pytest.raises(InvalidInputError, match="c.nii.gz: label values must be in \\[0, 5\\)"):
         inverse_frequency_weights([{"label": str(tmp_path / "c.nii.gz")}])
+
+
+def _datalist(tmp_path, entries) -> str:
+    import json
+
+    path = tmp_path / "datalist.json"
+    path.write_text(json.dumps({"training": entries}))
+    return str(path)
+
+
+def test_select_cases_by_fold_and_modality(tmp_path) -> None:
+    from scse_monai.data import select_cases
+
+    for name in ("a", "b", "c"):
+        _nifti(tmp_path / f"{name}.nii.gz", np.zeros((2, 2, 2), np.uint8))
+    entries = [
+        {"image": "a.nii.gz", "label": "a.nii.gz", "case": "ct_1", "modality": "ct", "fold": 0, "echo_time": None},
+        {"image": "b.nii.gz", "label": "b.nii.gz", "case": "mr_1_t2spir", "modality": "t2spir", "fold": 1},
+        {"image": "c.nii.gz", "label": "c.nii.gz", "case": "ct_2", "modality": "ct", "fold": 1},
+    ]
+    dl = _datalist(tmp_path, entries)
+    train = select_cases(dl, fold=0)
+    assert [d["image"] for d in train] == [str(tmp_path / "b.nii.gz"), str(tmp_path / "c.nii.gz")]
+    assert set(train[0]) == {"image", "label", "modality"}  # uniform keys for collation
+    assert [d["modality"] for d in select_cases(dl, fold=1, validation=True, modalities=["ct"])] == ["ct"]
+    with pytest.raises(InvalidInputError, match="no cases for the validation fold 3.*folds \\[0, 1\\]"):
+        select_cases(dl, fold=3, validation=True)
+
+
+def test_select_cases_reports_missing_and_empty(tmp_path) -> None:
+    from scse_monai.data import select_cases
+
+    dl = _datalist(tmp_path, [{"image": "gone.nii.gz", "label": "gone.nii.gz", "case": "ct_9", "fold": 1}])
+    with pytest.raises(InvalidInputError, match="image file of case ct_9 is missing"):
+        select_cases(dl, fold=0)
+    with pytest.raises(InvalidInputError, match="datalist.json: no cases for the training folds"):
+        select_cases(_datalist(tmp_path, []), fold=0)
