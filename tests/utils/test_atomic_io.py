@@ -41,3 +41,16 @@ def test_torch_save_loads_weights_only(tmp_path) -> None:
     atomic_torch_save(state, tmp_path / "ckpt.pt")
     loaded = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert torch.equal(loaded["w"], state["w"]) and loaded["epoch"] == 4
+
+
+def test_permissions_follow_umask(tmp_path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.md", "x")
+        plain = tmp_path / "plain.md"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644
