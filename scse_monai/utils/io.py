@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_save_nifti", "atomic_torch_save"]
+__all__ = [
+    "atomic_path",
+    "atomic_save_nifti",
+    "atomic_torch_save",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "current_umask",
+]
 
 
 @contextlib.contextmanager
@@ -40,14 +47,15 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         # mkstemp creates 0600 files; give the result the permissions a plain open() would have
-        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

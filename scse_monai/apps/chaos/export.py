@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ import numpy as np
 from scse_monai.apps.chaos.evaluate import find_prediction, load_datalist, read_nifti_labels
 from scse_monai.apps.chaos.labels import labels_to_grey
 from scse_monai.errors import InvalidInputError
-from scse_monai.utils.io import atomic_path
+from scse_monai.utils.io import current_umask
 
 __all__ = ["add_arguments", "run", "submission_folder", "export_case", "export_submission"]
 
@@ -119,11 +121,26 @@ def export_case(pred_path: str | os.PathLike, entry: dict, datalist_dir: str | o
     grey = labels_to_grey(labels)
     n = grey.shape[2]
     width = max(3, len(str(n - 1)))
-    folder.mkdir(parents=True, exist_ok=True)
-    for k in range(n):
-        target = folder / f"img{k:0{width}d}.png"
-        with atomic_path(target, suffix=".png") as tmp:
-            Image.fromarray(np.ascontiguousarray(grey[:, :, k].T), mode="L").save(tmp, format="PNG")
+    # The whole stack is written into a hidden sibling folder and renamed into place: a stack cut short by a kill
+    # would otherwise look like a (shorter) complete submission.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it 0700
+    try:
+        for k in range(n):
+            image = Image.fromarray(np.ascontiguousarray(grey[:, :, k].T), mode="L")
+            image.save(staging / f"img{k:0{width}d}.png", format="PNG")
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        if folder.exists():  # other (non-PNG) files of the user's stay; the PNGs move in one by one
+            for png in sorted(staging.iterdir()):
+                os.replace(png, folder / png.name)
+            staging.rmdir()
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return n
 
 

@@ -160,3 +160,35 @@ def test_bad_input_one_line_exit_2(converted, tmp_path, capsys, problem):
     # one error line (a progress bar may precede it on stderr), no traceback
     assert [ln for ln in err.splitlines() if "error" in ln] == [err.strip().splitlines()[-1]]
     assert err.strip().splitlines()[-1].startswith("scse-monai export-submission: error:") and "Traceback" not in err
+
+
+def test_interrupted_export_leaves_no_partial_stack(tmp_path, monkeypatch) -> None:
+    """A stack cut short (here: the 3rd PNG fails) leaves no Results folder and no staging folder behind."""
+    import nibabel as nib
+    import numpy as np
+    from PIL import Image
+
+    from scse_monai.apps.chaos import export
+
+    labels = np.zeros((8, 6, 5), np.uint8)
+    labels[2:5, 1:4, 1:4] = 1
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), str(tmp_path / "pred.nii.gz"))
+    monkeypatch.setattr(export, "_check_grid", lambda *a: None)
+    calls = {"n": 0}
+    real_save = Image.Image.save
+
+    def failing_save(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    folder = tmp_path / "out" / "CT" / "1" / "Results"
+    with pytest.raises(OSError, match="disk full"):
+        export.export_case(tmp_path / "pred.nii.gz", {}, tmp_path, folder)
+    assert not folder.exists()
+    assert list(folder.parent.iterdir()) == []
+    monkeypatch.setattr(Image.Image, "save", real_save)
+    assert export.export_case(tmp_path / "pred.nii.gz", {}, tmp_path, folder) == 5
+    assert sorted(p.name for p in folder.iterdir()) == [f"img{k:03d}.png" for k in range(5)]
