@@ -20,6 +20,7 @@ from monai.networks.blocks import ChannelSELayer
 from monai.networks.layers.factories import Conv
 from monai.utils import look_up_option
 
+from scse_monai.networks.blocks.fused_scse import scse_max_fused
 from scse_monai.networks.blocks.maxout import maxout_recalibrate
 from scse_monai.utils.enums import SEAggregation
 
@@ -110,8 +111,10 @@ class ChannelSpatialSELayer(nn.Module):
         in_channels: number of input channels C.
         r: reduction ratio of the cSE bottleneck (hidden width C // r). Defaults to 2, the paper's best (Table V).
         aggregation: ``"max"``, ``"add"``, ``"mul"`` or ``"concat"``, see above. Defaults to ``"max"``.
-        memory_efficient: for ``"max"``, compute the output in one fused pass that keeps only the input and the two
-            small gates for backward (same values and gradients as the plain formula). Defaults to True.
+        memory_efficient: for ``"max"``, with autograd on, compute the sSE gate and the max-out in one Function that
+            keeps only the output (which the next layer saves anyway) and the small gates for backward
+            (:mod:`.fused_scse`); without grad, no full-size temporary beyond one product
+            (:mod:`.maxout`). Same values and gradients as the plain formula. Defaults to True.
 
     Raises:
         ValueError: when ``r`` is not a positive integer no larger than ``in_channels``, or ``aggregation`` is
@@ -156,10 +159,11 @@ class ChannelSpatialSELayer(nn.Module):
         """The cSE gate s = sigmoid(W1 relu(W2 z)), shaped (batch, channels, 1, ...).
 
         ``ChannelSELayer.forward`` returns ``x * s``; combining the gates needs ``s`` itself, so this runs the
-        ChannelSELayer's own ``avg_pool`` and ``fc`` modules (same weights, same values) without the product.
+        ChannelSELayer's own ``fc`` module on the spatial mean (what its ``avg_pool`` computes) without the product.
         """
         b, c = x.shape[0], x.shape[1]
-        z = self.cse.avg_pool(x).view(b, c)
+        # the mean over space is the ChannelSELayer's AdaptiveAvgPool(1), but its backward keeps no copy of x
+        z = x.reshape(b, c, -1).mean(dim=2)
         shape = [b, c] + [1] * (x.ndim - 2)
         return self.cse.fc(z).view(shape)
 
@@ -174,6 +178,10 @@ class ChannelSpatialSELayer(nn.Module):
         """
         check_input_rank(x, self.spatial_dims)
         g_c = self.channel_gate(x)
+        bias = self.sse.conv.bias
+        if self.aggregation == "max" and self.memory_efficient and torch.is_grad_enabled() and bias is not None:
+            # training: the sSE squeeze and the max-out in one Function that keeps no copy of x for backward
+            return scse_max_fused(x, g_c, self.sse.conv.weight, bias)
         g_s = self.sse.gate(x)
         if self.aggregation == "max":
             if self.memory_efficient:
