@@ -33,6 +33,7 @@ from scse_monai.apps.experiment import (
     SE_VARIANTS,
     RunResult,
     build_network,
+    bundle_parser,
     evaluate_run,
     load_run,
     median_epoch_time,
@@ -213,14 +214,10 @@ def excitation_spread(per_slice: Sequence[np.ndarray], groups: Sequence[str | No
 def _prepared_slices(settings: DemoSettings, dataset_dir: Path, run_dir: Path) -> list[dict[str, Any]]:
     """Validation volumes through the bundle's own ``validate#preprocessing``, cut into roi-sized 2D slices."""
     import torch
-    from monai.bundle import ConfigParser
     from monai.transforms import ResizeWithPadOrCrop
 
-    from scse_monai.bundle_paths import bundle_config
-
-    parser = ConfigParser()
-    parser.read_config(str(bundle_config("train")))
-    parser.update({**settings.run_overrides(None), "bundle_root": str(run_dir), "dataset_dir": str(dataset_dir)})
+    overrides = {**settings.run_overrides(None), "bundle_root": str(run_dir), "dataset_dir": str(dataset_dir)}
+    parser = bundle_parser(overrides)
     preprocessing = parser.get_parsed_content("validate#preprocessing")
     roi = list(settings.overrides.get("roi_size", parser.get_parsed_content("roi_size")))
     crop = ResizeWithPadOrCrop(spatial_size=roi)

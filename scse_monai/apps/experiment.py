@@ -31,6 +31,7 @@ __all__ = [
     "bundle_workflow",
     "train_run",
     "evaluate_run",
+    "bundle_parser",
     "build_network",
     "load_run",
     "median_epoch_time",
@@ -139,14 +140,19 @@ def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike, ove
     return json.loads((Path(run_dir) / "eval" / "chaos_metrics.json").read_text())
 
 
-def build_network(overrides: Mapping[str, Any], config: str = "train"):
-    """The bundle's ``network_def`` with the ``network_def#...`` (and other) overrides applied, on the CPU."""
+def bundle_parser(overrides: Mapping[str, Any], config: str = "train"):
+    """A :class:`monai.bundle.ConfigParser` on one of the bundle's configs with ``overrides`` applied."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(bundle_config(config)))
     parser.update(dict(overrides))
-    return parser.get_parsed_content("network_def", instantiate=True)
+    return parser
+
+
+def build_network(overrides: Mapping[str, Any], config: str = "train"):
+    """The bundle's ``network_def`` with the ``network_def#...`` (and other) overrides applied, on the CPU."""
+    return bundle_parser(overrides, config).get_parsed_content("network_def", instantiate=True)
 
 
 @dataclass
