@@ -25,15 +25,13 @@ import torch
 from monai.metrics import CumulativeIterationMetric
 from monai.utils import look_up_option, string_list_all_gather
 
+from scse_monai.data.inputs import NIFTI_SUFFIXES
 from scse_monai.errors import InvalidInputError
 from scse_monai.metrics.chaos import METRIC_KEYS, ORGANS, evaluate_label_volumes, mean_record, summarise_cases
 from scse_monai.metrics.tables import results_to_json
 from scse_monai.utils.io import atomic_write_text
 
 __all__ = ["CHAOSMetric", "label_map", "case_name"]
-
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
 
 def label_map(x: Any) -> np.ndarray:
     """A ``(1, X, Y, Z)`` label map or ``(C, X, Y, Z)`` one-hot / probabilities -> ``(X, Y, Z)`` integer labels."""
@@ -62,7 +60,7 @@ def case_name(filename: Any) -> str | None:
     if not filename:
         return None
     name = Path(str(filename)).name
-    for suffix in _NIFTI_SUFFIXES:
+    for suffix in NIFTI_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
