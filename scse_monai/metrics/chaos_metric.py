@@ -33,6 +33,7 @@ from scse_monai.utils.io import atomic_write_text
 
 __all__ = ["CHAOSMetric", "label_map", "case_name"]
 
+
 def label_map(x: Any) -> np.ndarray:
     """A ``(1, X, Y, Z)`` label map or ``(C, X, Y, Z)`` one-hot / probabilities -> ``(X, Y, Z)`` integer labels."""
     arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
