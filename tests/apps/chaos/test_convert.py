@@ -198,13 +198,13 @@ def break_truncated(case_dir: Path) -> str:
     for p in dicom:
         p.unlink()
     shutil.copy(get_testdata_file("MR_truncated.dcm"), case_dir / "DICOM_anon" / "MR_truncated.dcm")
-    return r"ct_2: .*MR_truncated\.dcm: cannot decode pixel data.*expected a complete 64x64 DICOM image"
+    return r"ct_2: .*MR_truncated\.dcm: pixel data holds 8130 bytes but Rows x Columns 64x64"
 
 
 def break_cut_file(case_dir: Path) -> str:
     p = sorted((case_dir / "DICOM_anon").glob("*.dcm"))[5]
     p.write_bytes(p.read_bytes()[:-100])
-    return r"ct_2: .*i0005,0000b\.dcm: cannot decode pixel data"
+    return r"ct_2: .*i0005,0000b\.dcm: pixel data holds 8092 bytes but Rows x Columns 64x64"
 
 
 def break_garbage(case_dir: Path) -> str:
