@@ -33,6 +33,7 @@ __all__ = [
     "remove_stale_temporaries",
     "make_staging_dir",
     "output_lock",
+    "pid_alive",
     "atomic_path",
     "atomic_save_nifti",
     "atomic_torch_save",
@@ -174,7 +175,8 @@ def check_regular_file(path: str | os.PathLike, what: str = "input") -> Path:
     return path
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (the owner of a temporary named after it)."""
     if pid == os.getpid():
         return True
     try:
@@ -213,7 +215,7 @@ def remove_stale_temporaries(paths, recursive: bool = False) -> list[Path]:
             continue  # an unreadable folder: nothing of ours to clean there
     for tmp in candidates:
         m = _TEMP_PID.match(tmp.name)
-        if m is not None and _pid_alive(int(m.group("pid"))):
+        if m is not None and pid_alive(int(m.group("pid"))):
             continue
         try:
             if tmp.is_dir() and not tmp.is_symlink():
