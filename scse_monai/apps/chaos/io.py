@@ -59,9 +59,9 @@ def list_slices(folder: str | os.PathLike, suffix: str = ".dcm") -> list[Path]:
         InvalidInputError: if ``folder`` is not a folder or holds no ``*<suffix>`` file.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InvalidInputError(f"folder not found; expected a folder of {suffix} slice files", folder)
     try:
+        if not folder.is_dir():
+            raise InvalidInputError(f"folder not found; expected a folder of {suffix} slice files", folder)
         files = [p for p in folder.iterdir() if not p.name.startswith(".") and p.name.lower().endswith(suffix.lower())]
         files = [p for p in files if not p.is_dir()]
     except OSError as e:

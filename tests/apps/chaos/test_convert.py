@@ -133,7 +133,7 @@ def test_interrupted_case_is_redone(phantom, tmp_path, monkeypatch):
 
     def crash_on_image(img, target):
         if "imagesTr" in str(target):
-            raise RuntimeError("simulated crash")
+            raise OSError(28, "No space left on device (simulated)", str(target))
         real_save(img, target)
 
     monkeypatch.setattr(convert_module, "atomic_save_nifti", crash_on_image)
@@ -144,6 +144,20 @@ def test_interrupted_case_is_redone(phantom, tmp_path, monkeypatch):
     monkeypatch.setattr(convert_module, "atomic_save_nifti", real_save)
     again = convert_chaos(phantom, tmp_path, modality="ct", progress=False)
     assert again.converted == ["ct_1", "ct_2"] and not again.failed
+
+
+def test_programming_error_surfaces_with_traceback(phantom, tmp_path, monkeypatch):
+    """Only bad input and filesystem errors fail a case; a bug propagates instead of becoming a FAILED line."""
+    import scse_monai.apps.chaos.convert as convert_module
+
+    def buggy(*args, **kwargs):
+        raise TypeError("bug")
+
+    monkeypatch.setattr(convert_module, "atomic_save_nifti", buggy)
+    with pytest.raises(TypeError, match="bug"):
+        convert_chaos(phantom, tmp_path, modality="ct", progress=False)
+    with pytest.raises(TypeError, match="bug"):
+        main(["convert", str(phantom), str(tmp_path / "cli"), "--modality", "ct", "--quiet"])
 
 
 def test_workers_give_same_datalist(phantom, tmp_path):
@@ -250,12 +264,15 @@ def test_bad_input(phantom, tmp_path, capsys, breaker):
 
 
 def test_not_chaos_root(tmp_path, capsys):
-    (tmp_path / "random").mkdir()
-    (tmp_path / "random" / "file.txt").write_text("hello")
-    rc = main(["convert", str(tmp_path), str(tmp_path / "out"), "--quiet"])
+    root = tmp_path / "root"
+    (root / "random").mkdir(parents=True)
+    (root / "random" / "file.txt").write_text("hello")
+    rc = main(["convert", str(root), str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.count("\n") == 1 and "no CHAOS case found; expected a CHAOS root" in err and str(tmp_path) in err
+    assert err.count("\n") == 1 and "no CHAOS case found; expected a CHAOS root" in err and str(root) in err
+    rc = main(["convert", str(root), str(root / "out"), "--quiet"])  # an output inside the input is refused
+    assert rc == 2 and "output lies inside the input CHAOS root" in capsys.readouterr().err
 
 
 def test_cli_success(phantom, tmp_path, capsys):
