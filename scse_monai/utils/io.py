@@ -52,10 +52,12 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         suffix: suffix of the temporary file (some writers choose the format from it); defaults to the target's
             full suffix, e.g. ``.nii.gz``.
 
-    On any exception the temporary file is removed and ``target`` is left untouched.
+    On any exception the temporary file is removed and ``target`` is left untouched. Temporaries of ``target`` that
+    a killed run left behind are removed first (:func:`remove_stale_temporaries`; a live run's are kept).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries([target])
     if suffix is None:
         suffix = "".join(target.suffixes)
     fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target.name), suffix=f".tmp{suffix}", dir=target.parent)
