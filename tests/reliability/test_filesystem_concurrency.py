@@ -45,6 +45,19 @@ def _raw(tmp_path: Path, n_cases: int = 2, n: int = 4) -> Path:
     return root
 
 
+def _unreadable(monkeypatch: pytest.MonkeyPatch, blocked: Path) -> Path:
+    """Make listing ``blocked`` fail as a folder without read permission does (root ignores permission bits)."""
+    real = pathlib.Path.iterdir
+
+    def iterdir(self):
+        if self == blocked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
+    return blocked
+
+
 def _hidden(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*")] if folder.exists() else []
 
@@ -55,15 +68,7 @@ def _hidden(folder: Path) -> list[Path]:
 
 def test_unreadable_case_folder_fails_only_that_case(tmp_path: Path, capsys, monkeypatch) -> None:
     root = _raw(tmp_path)
-    blocked = root / "Train_Sets" / "CT" / "1" / "DICOM_anon"
-    real = pathlib.Path.iterdir
-
-    def iterdir(self):
-        if self == blocked:
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        return real(self)
-
-    monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
+    blocked = _unreadable(monkeypatch, root / "Train_Sets" / "CT" / "1" / "DICOM_anon")
     out = tmp_path / "out"
     run_case("filesystem conditions", ["convert", root, out, "--quiet"], capsys, names=[str(blocked), "Permission"],
              protect=[root], line_start="FAILED ct_1:")
@@ -72,15 +77,7 @@ def test_unreadable_case_folder_fails_only_that_case(tmp_path: Path, capsys, mon
 
 def test_unreadable_set_folder_is_one_clear_error(tmp_path: Path, capsys, monkeypatch) -> None:
     root = _raw(tmp_path)
-    blocked = root / "Train_Sets" / "CT"
-    real = pathlib.Path.iterdir
-
-    def iterdir(self):
-        if self == blocked:
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        return real(self)
-
-    monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
+    blocked = _unreadable(monkeypatch, root / "Train_Sets" / "CT")
     run_case("filesystem conditions", ["convert", root, tmp_path / "out", "--quiet"], capsys, names=[str(blocked)],
              protect=[root])
 

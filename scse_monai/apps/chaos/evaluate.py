@@ -84,7 +84,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``scse-monai evaluate``; returns the exit status."""
-    from scse_monai.metrics.chaos import format_table, results_to_json, results_to_rows, rows_to_csv
+    from scse_monai.metrics.tables import format_table, results_to_json, results_to_rows, rows_to_csv
 
     if (args.ground is None) == (args.datalist is None):
         raise InvalidInputError("give exactly one of --ground (single case) or --datalist (batch mode)")

@@ -501,7 +501,7 @@ def read_png_stack(folder: str | os.PathLike) -> np.ndarray:
             raise
         except Exception as e:
             msg = f"unreadable PNG ({type(e).__name__}: {e}); expected a greyscale mask"
-            raise InvalidInputError(msg, path) from None
+            raise InvalidInputError(msg, path) from e
         if slices and arr.shape != slices[0].shape:
             raise InvalidInputError(
                 f"mask size {arr.shape[0]}x{arr.shape[1]} (rows x columns) differs from {files[0].name} "

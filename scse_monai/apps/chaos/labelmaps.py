@@ -55,16 +55,16 @@ def _squeeze_channels(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def read_nifti_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read a NIfTI label map as ``uint8`` labels 0..4 and its affine.
+    """Read a NIfTI label map as ``uint8`` labels of the label space (:data:`~scse_monai.apps.chaos.labels.LABELS`).
 
     Trailing singleton dimensions (e.g. a channel saved by MONAI) are dropped; float files are accepted when their
     values are whole numbers.
 
     Raises:
         InvalidInputError: if the file cannot be read completely, is not 3D, has a degenerate affine, or holds values
-            other than the labels 0..4.
+            other than the labels.
     """
-    from scse_monai.apps.chaos.labels import ORGANS
+    from scse_monai.apps.chaos.labels import NUM_CLASSES
 
     path = Path(path)
     data, affine = read_nifti(path, "label map")
@@ -72,7 +72,7 @@ def read_nifti_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim != 3:
         raise InvalidInputError(f"label map has shape {data.shape}; expected a 3D volume", path)
     values = np.unique(data)
-    top = max(ORGANS)
+    top = NUM_CLASSES - 1
     bad = values[(values != np.round(values)) | (values < 0) | (values > top)] if values.size else values
     if bad.size:
         shown = ", ".join(f"{v:g}" for v in bad[:8])

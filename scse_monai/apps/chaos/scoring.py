@@ -1,7 +1,8 @@
 """Scoring segmentations with the official CHAOS metrics: one case given as files, or every case of a datalist.
 
 The rules (which geometry, how PNG values become labels) are documented in :mod:`scse_monai.apps.chaos.evaluate`,
-the command that calls these functions. Every score goes through :func:`score_case`.
+the command that calls these functions. Every case is scored by the same MONAI metric object the bundle uses
+(:class:`~scse_monai.metrics.CHAOSMetric`), fed by :func:`add_case`.
 """
 
 from __future__ import annotations
@@ -16,21 +17,34 @@ import numpy as np
 
 from scse_monai.apps.chaos.io import dicom_affine, read_dicom_series
 from scse_monai.apps.chaos.labelmaps import find_prediction, grid_mapping, read_label_input, read_nifti_labels
-from scse_monai.apps.chaos.labels import labels_from_ct_ground, labels_from_mr_grey
+from scse_monai.apps.chaos.labels import ORGANS, labels_from_ct_ground, labels_from_mr_grey
 from scse_monai.data.datalist import datalist_entries, entry_path
 from scse_monai.data.nifti import check_affine
 from scse_monai.errors import InvalidInputError
 
-__all__ = ["score_case", "evaluate_case", "evaluate_datalist", "check_spacing"]
+__all__ = ["chaos_metric", "add_case", "evaluate_case", "evaluate_datalist", "check_spacing"]
 
 logger = logging.getLogger(__name__)
 
 
-def score_case(seg: np.ndarray, ref: np.ndarray, geometry) -> dict[str, dict[str, float]]:
-    """The CHAOS metrics of one case: label maps on one grid, geometry a 4x4 voxel -> mm matrix or 3 spacings."""
-    from scse_monai.metrics.chaos import evaluate_label_volumes
+def chaos_metric():
+    """A new :class:`~scse_monai.metrics.CHAOSMetric` (torch/MONAI imported only when scoring starts)."""
+    from scse_monai.metrics.chaos_metric import CHAOSMetric
 
-    return evaluate_label_volumes(seg, ref, geometry)
+    return CHAOSMetric()
+
+
+def add_case(metric, case: str, seg: np.ndarray, ref: np.ndarray, geometry) -> None:
+    """Feed one case (label maps on one grid; a 4x4 voxel -> mm matrix or 3 spacings) to a CHAOS metric object."""
+    import torch
+    from monai.data import MetaTensor
+
+    from scse_monai.metrics.chaos import as_voxel_to_mm
+
+    affine = torch.as_tensor(as_voxel_to_mm(geometry))
+    meta = {"filename_or_obj": case}
+    metric(y_pred=[MetaTensor(torch.as_tensor(seg[None]), affine=affine, meta=dict(meta))],
+           y=[MetaTensor(torch.as_tensor(ref[None]), affine=affine, meta=dict(meta))])
 
 
 def check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
@@ -67,7 +81,7 @@ def evaluate_case(
     when ``dicom`` is given.
 
     Returns:
-        The per-organ result of :func:`score_case` (and ``"mean"``).
+        The case's record of :meth:`scse_monai.metrics.CHAOSMetric.results`, per organ and ``"mean"``.
 
     Raises:
         InvalidInputError: on unreadable inputs, a shape, slice-count or grid mismatch, non-binary CT Ground, unknown
@@ -132,10 +146,12 @@ def evaluate_case(
         seg = _pred_png_labels(pred_values, ct, p.path)
     else:
         seg = (pred_values != 0).astype(np.uint8) if ct else pred_values
-    result = score_case(seg, ref, geometry)
-    if not result:
-        raise InvalidInputError("the reference contains none of the organs (labels 1..4); nothing to evaluate", g.path)
-    return result
+    metric = chaos_metric()
+    add_case(metric, "case", seg, ref, geometry)
+    cases = metric.results()["cases"]
+    if not cases:
+        raise InvalidInputError("the reference contains none of the organs; nothing to evaluate", g.path)
+    return cases["case"]
 
 
 def evaluate_datalist(
@@ -146,16 +162,13 @@ def evaluate_datalist(
     Predictions are found by exact case name and compared in world coordinates (see :func:`evaluate_case`).
 
     Returns:
-        ``{"cases": {case: per-organ result}, "mean": summary}`` (see
-        :func:`~scse_monai.metrics.chaos.summarise_cases`).
+        :meth:`scse_monai.metrics.CHAOSMetric.results`: ``{"cases": {case: per-organ result}, "mean": summary}``.
 
     Raises:
         InvalidInputError: on a malformed datalist, a missing/ambiguous prediction, an unreadable file, a grid
             mismatch, or no entry.
     """
     from tqdm import tqdm
-
-    from scse_monai.metrics.chaos import summarise_cases
 
     datalist = Path(datalist)
     entries = [e for e in datalist_entries(datalist) if e.get("label")]
@@ -165,16 +178,15 @@ def evaluate_datalist(
         raise InvalidInputError(f"no labelled entries{f' in folds {list(folds)}' if folds else ''}", datalist)
     # every prediction is found before any volume is read: a missing one fails in a second, not after an hour
     preds = {e["case"]: find_prediction(pred_dir, e["case"]) for e in entries}
-    cases: dict[str, dict] = {}
+    metric = chaos_metric()
     for entry in tqdm(entries, desc="evaluate", unit="case"):
         case = entry["case"]
         ref_path = entry_path(datalist, entry["label"])
         ref, ref_affine = read_nifti_labels(ref_path)
         seg, seg_affine = read_nifti_labels(preds[case])
         mapping = grid_mapping(seg.shape, seg_affine, ref.shape, ref_affine, preds[case], ref_path.name, reorient=True)
-        result = score_case(mapping.apply(seg), ref, ref_affine)
-        if not result:
+        if not np.isin(ref, list(ORGANS)).any():
             logger.warning("%s: reference holds no organ; case skipped", ref_path)
             continue
-        cases[case] = result
-    return {"cases": cases, "mean": summarise_cases(cases)}
+        add_case(metric, case, mapping.apply(seg), ref, ref_affine)
+    return metric.results()
