@@ -83,7 +83,7 @@ def read_nifti(path: str | os.PathLike, what: str = "NIfTI image"):
             raise InvalidInputError(f"{what} has data type {dtype} (RGB or complex); expected real numbers", path)
         shape = tuple(int(s) for s in img.shape)
         needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        offset = int(header.get("vox_offset", 0)) if hasattr(header, "get") else 0
+        offset = int(getattr(img.dataobj, "offset", 0))  # where nibabel will start reading voxels
         available = _data_bytes_available(path, offset, needed)
         if available < needed:
             raise InvalidInputError(

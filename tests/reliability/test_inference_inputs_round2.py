@@ -51,6 +51,7 @@ def _huge_header(folder: Path, gz: bool) -> tuple[Path, str]:
     hdr = nib.Nifti1Header()
     hdr.set_data_shape((32000, 32000, 12))
     hdr.set_data_dtype(np.float32)
+    hdr.set_data_offset(352)
     blob = hdr.binaryblock + b"\0" * 4 + os.urandom(1024)
     (folder / name).write_bytes(gzip.compress(blob) if gz else blob)
     return folder, name
