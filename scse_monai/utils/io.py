@@ -35,6 +35,7 @@ __all__ = [
     "output_lock",
     "pid_alive",
     "atomic_path",
+    "naming_errors",
     "atomic_save_nifti",
     "atomic_torch_save",
     "atomic_write_bytes",
@@ -65,19 +66,29 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would have
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, target)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if e.filename in (None, str(tmp), tmp_name):  # name the file the user asked for, not our temporary
-            raise OSError(e.errno, f"cannot write ({e.strerror or e})", str(target)) from e
-        raise
+        with naming_errors(target, tmp):
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            # mkstemp creates 0600 files; give the result the permissions a plain open() would have
+            os.chmod(tmp, 0o666 & ~current_umask())
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def naming_errors(target: str | os.PathLike, tmp: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an ``OSError`` of writing ``tmp`` (or one naming no file) as one naming ``target``, cause kept.
+
+    A full disk met while writing a temporary must name the file the user asked for, not our hidden temporary.
+    """
+    try:
+        yield
+    except OSError as e:
+        if e.filename not in (None, str(tmp)):
+            raise
+        raise OSError(e.errno, f"cannot write ({e.strerror or e})", str(target)) from e
 
 
 #: the NIfTI file suffixes the package reads and writes (longest first, so ``.nii.gz`` wins over ``.nii``).
@@ -284,7 +295,7 @@ def current_umask() -> int:
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
+    with atomic_path(target) as tmp, naming_errors(target, tmp):
         tmp.write_bytes(data)
 
 
@@ -297,7 +308,7 @@ def atomic_save_nifti(image: Any, target: str | os.PathLike) -> None:
     """Save a nibabel image atomically (the temporary name keeps ``.nii``/``.nii.gz`` so nibabel compresses alike)."""
     import nibabel as nib
 
-    with atomic_path(target) as tmp:
+    with atomic_path(target) as tmp, naming_errors(target, tmp):
         nib.save(image, str(tmp))
 
 

@@ -118,6 +118,27 @@ def test_disk_full_while_writing_the_datalist(tmp_path: Path, capsys, monkeypatc
     assert not _hidden(out)
 
 
+def test_disk_full_while_overwriting_a_case_keeps_its_earlier_files(tmp_path: Path, capsys, monkeypatch) -> None:
+    """--overwrite meets a full disk writing ct_1's image: its old label, image and record stay a matching set."""
+    import scse_monai.apps.chaos.convert as convert_module
+
+    root = _raw(tmp_path)
+    out = tmp_path / "out"
+    convert_chaos(root, out, progress=False)
+    real = convert_module._save_nifti
+
+    def full(image, path):
+        if path.name.startswith(".ct_1.nii.gz.") and path.parent.name == "imagesTr":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(image, path)
+
+    monkeypatch.setattr(convert_module, "_save_nifti", full)
+    case_files = [out / "imagesTr" / "ct_1.nii.gz", out / "labelsTr" / "ct_1.nii.gz", out / "meta" / "train_ct_1.json"]
+    run_case("filesystem conditions", ["convert", root, out, "--quiet", "--overwrite"], capsys,
+             names=["imagesTr/ct_1.nii.gz", "No space left"], protect=case_files, line_start="FAILED ct_1:")
+    assert not _hidden(out)
+
+
 @pytest.mark.parametrize("damage", ["[1, 2]", '{"entry": 5}', '{"entry": {"case": "ct_1"', "", '{"entry": {}}'])
 def test_damaged_sidecar_of_an_earlier_run(tmp_path: Path, capsys, damage: str) -> None:
     root = _raw(tmp_path)

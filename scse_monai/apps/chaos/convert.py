@@ -20,6 +20,7 @@ Rules (Kavur et al. 2021 and the organisers' evaluation code; see ``shared/refer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -36,9 +37,10 @@ from scse_monai.apps.chaos.io import natural_key, read_dicom_series, read_png_st
 from scse_monai.apps.chaos.labels import LABELS, labels_from_ct_ground, labels_from_mr_grey
 from scse_monai.errors import InvalidInputError
 from scse_monai.utils.io import (
-    atomic_save_nifti,
+    atomic_path,
     atomic_write_text,
     check_output_path,
+    naming_errors,
     output_lock,
     remove_stale_temporaries,
 )
@@ -224,12 +226,27 @@ def convert_case(case: ChaosCase, out_dir: str | os.PathLike, overwrite: bool = 
                     "the organ ranges (55,70], (110,135], (175,200], (240,255] set to background"
                 )
         entry["label"] = outputs["label"].relative_to(out_dir).as_posix()
-    # Label first, image second, sidecar last: the case counts as complete only once every file exists.
-    if labels is not None:
-        atomic_save_nifti(_nifti(labels.astype(np.uint8), series.affine), outputs["label"])
-    atomic_save_nifti(_nifti(series.array, series.affine), outputs["image"])
-    atomic_write_text(outputs["meta"], json.dumps({"entry": entry, "warnings": warnings}, indent=1))
+    # All files of the case are written to temporaries first; only when every one is complete are they renamed, label
+    # first, image second, sidecar last (the sidecar marks the case complete). A failed write (a full disk) therefore
+    # leaves the previous run's files of this case as they were, never a new label beside an old image.
+    with contextlib.ExitStack() as stack:  # renames run in reverse order of entry
+        meta_tmp = stack.enter_context(atomic_path(outputs["meta"]))
+        image_tmp = stack.enter_context(atomic_path(outputs["image"]))
+        if labels is not None:
+            label_tmp = stack.enter_context(atomic_path(outputs["label"]))
+            with naming_errors(outputs["label"], label_tmp):
+                _save_nifti(_nifti(labels.astype(np.uint8), series.affine), label_tmp)
+        with naming_errors(outputs["image"], image_tmp):
+            _save_nifti(_nifti(series.array, series.affine), image_tmp)
+        with naming_errors(outputs["meta"], meta_tmp):
+            meta_tmp.write_text(json.dumps({"entry": entry, "warnings": warnings}, indent=1), encoding="utf-8")
     return {"status": "converted", "entry": entry, "warnings": warnings}
+
+
+def _save_nifti(image, path: Path) -> None:
+    import nibabel as nib
+
+    nib.save(image, str(path))
 
 
 def _read_sidecar(path: Path, case: ChaosCase) -> dict | None:

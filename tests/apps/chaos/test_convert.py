@@ -129,19 +129,22 @@ def test_rerun_skips_and_input_untouched(phantom, tmp_path):
 def test_interrupted_case_is_redone(phantom, tmp_path, monkeypatch):
     import scse_monai.apps.chaos.convert as convert_module
 
-    real_save = convert_module.atomic_save_nifti
+    real_save = convert_module._save_nifti
 
     def crash_on_image(img, target):
-        if "imagesTr" in str(target):
-            raise OSError(28, "No space left on device (simulated)", str(target))
+        if target.name.startswith(".ct_") and "imagesTr" in str(target):
+            raise OSError(28, "No space left on device (simulated)")
         real_save(img, target)
 
-    monkeypatch.setattr(convert_module, "atomic_save_nifti", crash_on_image)
+    monkeypatch.setattr(convert_module, "_save_nifti", crash_on_image)
     report = convert_chaos(phantom, tmp_path, modality="ct", progress=False)
     assert [c for c, _ in report.failed] == ["ct_1", "ct_2"]
-    assert (tmp_path / "labelsTr" / "ct_1.nii.gz").is_file() and not (tmp_path / "imagesTr" / "ct_1.nii.gz").exists()
+    assert "imagesTr/ct_1.nii.gz: cannot write (No space left on device" in report.failed[0][1]
+    # nothing of the case is renamed into place unless all of it is complete: no new label beside a missing image
+    assert not (tmp_path / "labelsTr" / "ct_1.nii.gz").exists() and not (tmp_path / "imagesTr" / "ct_1.nii.gz").exists()
+    assert not [p for p in tmp_path.rglob(".*")]
     assert report.datalist is None or "ct_1" not in report.datalist.read_text()
-    monkeypatch.setattr(convert_module, "atomic_save_nifti", real_save)
+    monkeypatch.setattr(convert_module, "_save_nifti", real_save)
     again = convert_chaos(phantom, tmp_path, modality="ct", progress=False)
     assert again.converted == ["ct_1", "ct_2"] and not again.failed
 
@@ -153,7 +156,7 @@ def test_programming_error_surfaces_with_traceback(phantom, tmp_path, monkeypatc
     def buggy(*args, **kwargs):
         raise TypeError("bug")
 
-    monkeypatch.setattr(convert_module, "atomic_save_nifti", buggy)
+    monkeypatch.setattr(convert_module, "_save_nifti", buggy)
     with pytest.raises(TypeError, match="bug"):
         convert_chaos(phantom, tmp_path, modality="ct", progress=False)
     with pytest.raises(TypeError, match="bug"):
