@@ -116,7 +116,9 @@ def test_convert_into_its_own_root(work: Path, capsys, converted: Path) -> None:
     run_case("output collisions", ["convert", raw, raw, "--quiet"], capsys, names=[str(raw), "CHAOS root"],
              protect=[raw])
     run_case("output collisions", ["convert", raw, raw / "Train_Sets" / "out", "--quiet"], capsys,
-             names=["CHAOS root"], protect=[raw])
+             names=["CHAOS set Train_Sets"], protect=[raw])
+    run_case("output collisions", ["convert", raw / "Train_Sets", raw / "Train_Sets" / "CT" / "1", "--quiet"],
+             capsys, names=["CHAOS set Train_Sets"], protect=[raw])
 
 
 def test_export_into_the_prediction_folder(work: Path, capsys) -> None:

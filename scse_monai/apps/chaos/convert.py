@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scse_monai.apps.chaos.discover import MODALITIES, ChaosCase, discover_cases
+from scse_monai.apps.chaos.discover import MODALITIES, ChaosCase, discover_cases, find_set_roots
 from scse_monai.apps.chaos.io import natural_key, read_dicom_series, read_png_stack
 from scse_monai.apps.chaos.labels import LABELS, labels_from_ct_ground, labels_from_mr_grey
 from scse_monai.errors import InvalidInputError
@@ -360,7 +360,11 @@ def convert_chaos(
     if workers < 1:
         raise InvalidInputError(f"--workers {workers}; expected a positive number")
     root, out_dir = Path(root), Path(out_dir)
-    check_output_path(out_dir, {"CHAOS root": root}, kind="folder")
+    # The inputs are the Train_Sets/Test_Sets folders: an output beside them in the root is fine, inside them is not.
+    inputs = {f"CHAOS set {p.name}": p for p, _ in find_set_roots(root)} if root.is_dir() else {}
+    check_output_path(out_dir, inputs, kind="folder")
+    if root.resolve() == out_dir.resolve():
+        raise InvalidInputError(f"output is the input CHAOS root {root}; expected another folder", out_dir)
     all_cases = discover_cases(root)
     # Folds over every training patient of the root (not only the converted ones), so they do not change when one
     # case fails or another modality is selected.
