@@ -67,6 +67,7 @@ logger = logging.getLogger(__name__)
 # T1DUAL phases in order of preference for the single submitted stack.
 _PHASE_PRIORITY = {"t1dual_in": 0, "t1dual_out": 1}
 _OLD = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.old\.tmp$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9]+\.[^.]+\.tmp")
 
 
 def submission_folder(entry: dict, out_dir: str | os.PathLike) -> Path:
@@ -165,8 +166,24 @@ def export_case(pred_path: str | os.PathLike, entry: dict, datalist: str | os.Pa
     return commit_case(stage_case(pred_path, entry, datalist, folder), folder)
 
 
+def _clean_submission(out_dir: Path) -> None:
+    """Restore interrupted replacements, then remove killed runs' temporaries from the submission tree.
+
+    Only the submission's own folders are searched (``CT/``, ``MR/`` and the top level), not whatever else the output
+    folder holds.
+    """
+    trees = [out_dir / "CT", out_dir / "MR"]
+    for tree in trees:
+        recover_interrupted(tree)
+    remove_stale_temporaries(trees, recursive=True)
+    top = [m for m in (_TEMP.match(p.name) for p in out_dir.glob(".*.tmp*")) if m is not None]
+    remove_stale_temporaries([out_dir / m.group("name") for m in top])
+
+
 def recover_interrupted(out_dir: Path) -> None:
     """Undo a replacement a killed run left half-done (``Results`` renamed away, new stack not yet in place)."""
+    if not out_dir.is_dir():
+        return
     for old in out_dir.rglob(".*.old.tmp"):
         m = _OLD.match(old.name)
         if m is None or not old.is_dir() or pid_alive(int(m.group("pid"))):
@@ -217,8 +234,7 @@ def export_submission(
             cases = [e.get("case") for e in group]
             raise InvalidInputError(f"no prediction for any of {cases} (T1DUAL: in- or out-phase): {errors[0]}")
     with output_lock(out_dir, "export-submission"):
-        recover_interrupted(out_dir)
-        remove_stale_temporaries([out_dir], recursive=True)
+        _clean_submission(out_dir)
         for _, _, folder in jobs:
             stale = sorted(folder.glob("*.png")) if folder.is_dir() else []
             if stale and not overwrite:
