@@ -1,20 +1,23 @@
 """The ``scse-monai`` command line (also ``python -m scse_monai``).
 
 Each sub-command lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``.
-Bad input raises :class:`~scse_monai.errors.InvalidInputError`; it is printed as one line and the command exits
-with status 2, never with a traceback.
+What bad input and the file system can throw -- :class:`~scse_monai.errors.InvalidInputError`, the ``OSError``
+family (missing, unreadable or unwritable paths, a full disk), JSON and other ``ValueError`` s -- is printed as one
+line naming the path, and the command exits with status 2. Programming errors (``TypeError``, ``AttributeError``,
+...) still end with their traceback, so that they get reported and fixed rather than mistaken for bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 
 from scse_monai.errors import InvalidInputError
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "error_line"]
 
 # name -> (module, one-line help). Modules are imported only when their command runs (torch/MONAI start slowly).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,6 +46,21 @@ def _build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, str | N
     return parser, chosen
 
 
+def error_line(e: BaseException) -> str:
+    """One line for an expected error: ``InvalidInputError`` as is; an ``OSError`` as ``path: reason``."""
+    if isinstance(e, InvalidInputError):
+        text = str(e)
+    elif isinstance(e, OSError):
+        paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+        reason = e.strerror or str(e) or type(e).__name__
+        text = f"{paths}: {reason}" if paths else f"{reason} ({type(e).__name__})"
+    elif isinstance(e, json.JSONDecodeError):
+        text = f"invalid JSON ({e})"
+    else:
+        text = f"{e} ({type(e).__name__})"
+    return " ".join(text.split())  # one line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -54,8 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
-    except InvalidInputError as e:
-        print(f"scse-monai {args.command}: error: {e}", file=sys.stderr)
+    except (InvalidInputError, OSError, ValueError) as e:
+        print(f"scse-monai {args.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"scse-monai {args.command}: interrupted", file=sys.stderr)

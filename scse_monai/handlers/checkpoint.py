@@ -22,7 +22,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 
 from scse_monai.errors import InvalidInputError
-from scse_monai.utils.io import atomic_torch_save, atomic_write_text
+from scse_monai.utils.io import atomic_torch_save, atomic_write_text, remove_stale_temporaries
 
 __all__ = ["TrainingCheckpoint", "BestModelSaver", "load_weights_only", "unwrap_model"]
 
@@ -46,9 +46,8 @@ def _state_dict(obj: Any) -> Any:
 
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete temporary files that an atomic write of ``path`` left behind when its run was killed."""
-    if _is_main_process() and path.parent.is_dir():
-        for tmp in path.parent.glob(f".{path.name}.*.tmp*"):
-            tmp.unlink(missing_ok=True)
+    if _is_main_process():
+        remove_stale_temporaries([path])
 
 
 class TrainingCheckpoint:

@@ -12,10 +12,32 @@ def _nifti(path, data) -> None:
     nib.save(nib.Nifti1Image(np.asarray(data), np.eye(4)), str(path))
 
 
+def _dicom_slice(path, z: float, series_uid: str) -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.SeriesInstanceUID = CTImageStorage, generate_uid(), series_uid
+    ds.Modality, ds.Rows, ds.Columns, ds.PixelSpacing = "CT", 3, 2, [1.0, 1.0]
+    ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0.0, 0.0, z]
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelData = np.zeros((3, 2), "<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
 def test_inputs_file_series_and_folder(tmp_path) -> None:
+    from pydicom.uid import generate_uid
+
     series = tmp_path / "series"
     series.mkdir()
-    (series / "i0000,0000b.dcm").write_bytes(b"")
+    uid = generate_uid()
+    _dicom_slice(series / "i0000,0000b.dcm", 0.0, uid)
+    _dicom_slice(series / "i0001,0000b.dcm", 2.0, uid)
     (series / "._i0000,0000b.dcm").write_bytes(b"")  # macOS resource fork: ignored
     _nifti(tmp_path / "b.nii.gz", np.zeros((2, 2, 2), np.float32))
     _nifti(tmp_path / "a.nii", np.zeros((2, 2, 2), np.float32))
@@ -25,6 +47,32 @@ def test_inputs_file_series_and_folder(tmp_path) -> None:
     assert [d["image"] for d in list_inference_inputs(tmp_path)] == [
         str(tmp_path / n) for n in ("a.nii", "b.nii.gz", "series")
     ]
+
+
+def test_inputs_refuse_collisions_fifos_and_mixed_series(tmp_path) -> None:
+    import os
+
+    from pydicom.uid import generate_uid
+
+    _nifti(tmp_path / "scan.nii", np.zeros((2, 2, 2), np.float32))
+    _nifti(tmp_path / "scan.nii.gz", np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(InvalidInputError, match=r"scan\.nii.* would both be saved as scan_seg\.nii\.gz"):
+        list_inference_inputs(tmp_path)
+    (tmp_path / "scan.nii").unlink()
+    with pytest.raises(InvalidInputError, match="output lies inside the input"):
+        list_inference_inputs(tmp_path, tmp_path / "pred")
+    assert list_inference_inputs(tmp_path, tmp_path.parent / "pred") == [{"image": str(tmp_path / "scan.nii.gz")}]
+    series = tmp_path / "two"
+    series.mkdir()
+    _dicom_slice(series / "a.dcm", 0.0, generate_uid())
+    _dicom_slice(series / "b.dcm", 2.0, generate_uid())
+    with pytest.raises(InvalidInputError, match=r"b\.dcm: SeriesInstanceUID .* expected one series per folder"):
+        list_inference_inputs(series)
+    fifo = tmp_path / "fifo" / "x.nii.gz"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        list_inference_inputs(fifo)
 
 
 def test_inputs_errors(tmp_path) -> None:

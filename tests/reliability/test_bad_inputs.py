@@ -21,11 +21,12 @@ from pydicom.data import get_testdata_file
 
 from scse_monai.apps.chaos.convert import case_outputs, convert_case
 from scse_monai.apps.chaos.discover import discover_cases
-from scse_monai.apps.chaos.evaluate import evaluate_case, evaluate_datalist, load_datalist
 from scse_monai.apps.chaos.export import export_submission
 from scse_monai.apps.chaos.io import list_slices, read_dicom_series, read_png_stack
+from scse_monai.apps.chaos.scoring import evaluate_case, evaluate_datalist
 from scse_monai.cli import main
 from scse_monai.data import inverse_frequency_weights, list_inference_inputs
+from scse_monai.data.datalist import load_datalist
 from scse_monai.errors import InvalidInputError
 
 from .reliability_data import (

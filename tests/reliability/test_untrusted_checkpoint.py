@@ -68,7 +68,7 @@ def test_training_resume_refuses(tmp_path: Path) -> None:
 
 
 def test_bundle_inference_refuses(tmp_path: Path) -> None:
-    """inference.json loads models/model.pt with MONAI's CheckpointLoader (torch.load weights_only=True)."""
+    """inference.json checks models/model.pt with load_weights_only at initialize (torch.load weights_only=True)."""
     import nibabel as nib
     import numpy as np
 
@@ -77,9 +77,10 @@ def test_bundle_inference_refuses(tmp_path: Path) -> None:
     image = tmp_path / "img.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 2), np.float32), np.eye(4)), image)
     workflow = inference_workflow(image, tmp_path / "pred", tmp_path, load_pretrain=True)
-    workflow.initialize()
     with pytest.raises(Exception) as info:
+        workflow.initialize()
         workflow.run()
+    assert "model.pt" in str(first_exception_of(info.value, InvalidInputError))  # the file is named
     refused = first_exception_of(info.value, pickle.UnpicklingError)
     assert refused is not None, [repr(e) for e in exception_chain(info.value)]
     assert "weights_only" in str(refused) or "Weights only" in str(refused)

@@ -54,3 +54,86 @@ def test_permissions_follow_umask(tmp_path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "report.md").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_only_dead_runs_temporaries_are_removed(tmp_path) -> None:
+    import os
+
+    from scse_monai.utils.io import remove_stale_temporaries
+
+    target = tmp_path / "scores.json"
+    mine = tmp_path / f".scores.json.{os.getpid()}.abc.tmp.json"
+    dead = tmp_path / f".scores.json.{_dead_pid()}.def.tmp.json"
+    legacy = tmp_path / ".scores.json.ghi.tmp.json"  # written before temporaries carried a pid
+    other = tmp_path / f".other.json.{_dead_pid()}.jkl.tmp.json"
+    for p in (mine, dead, legacy, other):
+        p.write_text("x")
+    assert sorted(remove_stale_temporaries([target])) == sorted([dead, legacy])
+    assert mine.exists() and other.exists()
+    atomic_write_text(target, "{}")  # an atomic write cleans its own target's dead temporaries
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name, "scores.json"])
+
+
+def test_failed_write_names_the_target_not_the_temporary(tmp_path, monkeypatch) -> None:
+    import errno
+    import pathlib
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    with pytest.raises(OSError) as info:
+        atomic_write_text(tmp_path / "datalist.json", "{}")
+    assert info.value.filename == str(tmp_path / "datalist.json") and info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_lock_refuses_a_second_holder(tmp_path) -> None:
+    from scse_monai.errors import InvalidInputError
+    from scse_monai.utils.io import output_lock
+
+    with output_lock(tmp_path / "out", "convert"):
+        with pytest.raises(InvalidInputError, match="another convert run"), output_lock(tmp_path / "out", "convert"):
+            pass
+    with output_lock(tmp_path / "out", "convert"):  # released
+        pass
+    assert list((tmp_path / "out").iterdir()) == []  # no lock file in the output
+
+
+@pytest.mark.parametrize("value,ok", [("ct_1", True), (7, True), ("../x", False), ("a/b", False), ("..", False),
+                                      (".hidden", False), ("", False), (None, False), (True, False), ("a\\b", False)])
+def test_check_safe_name(value, ok) -> None:
+    from scse_monai.errors import InvalidInputError
+    from scse_monai.utils.io import check_safe_name
+
+    if ok:
+        assert check_safe_name(value, "case") == str(value)
+    else:
+        with pytest.raises(InvalidInputError, match="not a safe file name"):
+            check_safe_name(value, "case", "datalist.json")
+
+
+def test_check_output_path(tmp_path) -> None:
+    from scse_monai.errors import InvalidInputError
+    from scse_monai.utils.io import check_output_path
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "g.nii.gz").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "in")
+    for out in (tmp_path / "in", tmp_path / "in" / "sub" / "o.json", tmp_path / "link" / "o.json"):
+        with pytest.raises(InvalidInputError, match="the input --ground"):
+            check_output_path(out, {"--ground": tmp_path / "in"})
+    with pytest.raises(InvalidInputError, match="output is the input --ground"):
+        check_output_path(tmp_path / "in" / "g.nii.gz", {"--ground": tmp_path / "in" / "g.nii.gz"})
+    with pytest.raises(InvalidInputError, match="existing folder"):
+        check_output_path(tmp_path / "in", {})
+    assert check_output_path(tmp_path / "o.json", {"--ground": tmp_path / "in"}) == tmp_path / "o.json"

@@ -20,11 +20,11 @@ Rules (Kavur et al. 2021 and the organisers' evaluation code; see ``shared/refer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -32,11 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
-from scse_monai.apps.chaos.discover import MODALITIES, ChaosCase, discover_cases
+from scse_monai.apps.chaos.discover import MODALITIES, ChaosCase, discover_cases, find_set_roots
 from scse_monai.apps.chaos.io import natural_key, read_dicom_series, read_png_stack
 from scse_monai.apps.chaos.labels import LABELS, labels_from_ct_ground, labels_from_mr_grey
 from scse_monai.errors import InvalidInputError
-from scse_monai.utils.io import atomic_save_nifti, atomic_write_text
+from scse_monai.utils.io import (
+    atomic_path,
+    atomic_write_text,
+    check_output_path,
+    naming_errors,
+    output_lock,
+    remove_stale_temporaries,
+)
 
 __all__ = [
     "ConversionReport",
@@ -147,12 +154,10 @@ def convert_case(case: ChaosCase, out_dir: str | os.PathLike, overwrite: bool = 
     """
     outputs = case_outputs(case, out_dir)
     if not overwrite and all(p.is_file() for p in outputs.values()):
-        try:
-            meta = json.loads(outputs["meta"].read_text())
-            return {"status": "skipped", "entry": meta["entry"], "warnings": meta.get("warnings", [])}
-        except (OSError, ValueError, KeyError):
-            pass  # a foreign or damaged sidecar: convert again
-    _remove_stale_temporaries(outputs.values())
+        previous = _read_sidecar(outputs["meta"], case)
+        if previous is not None:
+            return previous
+    remove_stale_temporaries(outputs.values())
     series = read_dicom_series(case.dicom_dir)
     if case.modality == "ct" and series.modality and series.modality != "CT":
         raise InvalidInputError(f"DICOM Modality {series.modality!r}; expected 'CT' in a CT case", series.files[0])
@@ -170,6 +175,12 @@ def convert_case(case: ChaosCase, out_dir: str | os.PathLike, overwrite: bool = 
     }
     if not series.positions_monotonic:
         warnings.append(f"{case.dicom_dir}: slice positions are not monotonic in file-name order")
+    if series.position_deviation_mm > 0.01 * series.spacing[2]:
+        entry["position_deviation_mm"] = round(series.position_deviation_mm, 4)
+        warnings.append(
+            f"{case.dicom_dir}: uneven slice spacing: the first/last-file affine places a slice "
+            f"{series.position_deviation_mm:.3g} mm from its ImagePositionPatient"
+        )
     if case.modality.startswith("t1dual"):
         warnings += _check_phase(case, series.echo_time, series.echo_times)
     if series.echo_time is not None:
@@ -215,30 +226,57 @@ def convert_case(case: ChaosCase, out_dir: str | os.PathLike, overwrite: bool = 
                     "the organ ranges (55,70], (110,135], (175,200], (240,255] set to background"
                 )
         entry["label"] = outputs["label"].relative_to(out_dir).as_posix()
-    # Label first, image second, sidecar last: the case counts as complete only once every file exists.
-    if labels is not None:
-        atomic_save_nifti(_nifti(labels.astype(np.uint8), series.affine), outputs["label"])
-    atomic_save_nifti(_nifti(series.array, series.affine), outputs["image"])
-    atomic_write_text(outputs["meta"], json.dumps({"entry": entry, "warnings": warnings}, indent=1))
+    # All files of the case are written to temporaries first; only when every one is complete are they renamed, label
+    # first, image second, sidecar last (the sidecar marks the case complete). A failed write (a full disk) therefore
+    # leaves the previous run's files of this case as they were, never a new label beside an old image.
+    with contextlib.ExitStack() as stack:  # renames run in reverse order of entry
+        meta_tmp = stack.enter_context(atomic_path(outputs["meta"]))
+        image_tmp = stack.enter_context(atomic_path(outputs["image"]))
+        if labels is not None:
+            label_tmp = stack.enter_context(atomic_path(outputs["label"]))
+            with naming_errors(outputs["label"], label_tmp):
+                _save_nifti(_nifti(labels.astype(np.uint8), series.affine), label_tmp)
+        with naming_errors(outputs["image"], image_tmp):
+            _save_nifti(_nifti(series.array, series.affine), image_tmp)
+        with naming_errors(outputs["meta"], meta_tmp):
+            meta_tmp.write_text(json.dumps({"entry": entry, "warnings": warnings}, indent=1), encoding="utf-8")
     return {"status": "converted", "entry": entry, "warnings": warnings}
 
 
-def _remove_stale_temporaries(paths) -> None:
-    """Delete temporary files that :func:`~scse_monai.utils.io.atomic_path` left beside ``paths`` in a killed run."""
-    for path in paths:
-        if path.parent.is_dir():
-            for tmp in path.parent.glob(f".{path.name}.*.tmp*"):
-                tmp.unlink(missing_ok=True)
+def _save_nifti(image, path: Path) -> None:
+    import nibabel as nib
+
+    nib.save(image, str(path))
+
+
+def _read_sidecar(path: Path, case: ChaosCase) -> dict | None:
+    """The result recorded by an earlier run of ``case``, or ``None`` (convert again) if the sidecar is damaged."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        meta = None
+    entry = meta.get("entry") if isinstance(meta, dict) else None
+    warnings = meta.get("warnings", []) if isinstance(meta, dict) else None
+    if (
+        not isinstance(entry, dict)
+        or entry.get("case") != case.case
+        or not isinstance(entry.get("image"), str)
+        or not isinstance(warnings, list)
+    ):
+        logger.warning("%s: damaged or foreign record of an earlier run; converting %s again", path, case.case)
+        return None
+    return {"status": "skipped", "entry": entry, "warnings": [str(w) for w in warnings]}
 
 
 def _convert_worker(case: ChaosCase, out_dir: str, overwrite: bool) -> dict:
+    """One case; bad input and filesystem errors fail only this case, programming errors propagate (traceback)."""
     try:
         return convert_case(case, out_dir, overwrite)
     except InvalidInputError as e:
         return {"status": "failed", "message": str(e)}
-    except Exception as e:  # a bug must not stop the other cases; the traceback goes to the debug log
-        logger.debug("unexpected error in %s:\n%s", case.case, traceback.format_exc())
-        return {"status": "failed", "message": f"{case.dicom_dir}: unexpected {type(e).__name__}: {e}"}
+    except OSError as e:  # unreadable input, full disk, permissions: this case fails, the others still convert
+        where = e.filename or case.dicom_dir
+        return {"status": "failed", "message": f"{where}: {e.strerror or e} ({type(e).__name__})"}
 
 
 def assign_folds(patients: Sequence[str], folds: int = 5, seed: int = 0) -> dict[str, int]:
@@ -258,6 +296,8 @@ def assign_folds(patients: Sequence[str], folds: int = 5, seed: int = 0) -> dict
     """
     if folds < 1:
         raise InvalidInputError(f"--folds {folds}; expected a positive number of folds")
+    if not 0 <= seed < 2**32:
+        raise InvalidInputError(f"--seed {seed}; expected an integer in 0..2**32-1")
     rng = np.random.RandomState(seed)
     unique = sorted(set(patients), key=natural_key)
     result: dict[str, int] = {}
@@ -315,13 +355,16 @@ def convert_chaos(
     Raises:
         InvalidInputError: if ``root`` holds no CHAOS case or an argument is invalid.
     """
-    from tqdm.auto import tqdm
-
     if modality not in MODALITIES:
         raise InvalidInputError(f"--modality {modality!r}; expected one of {sorted(MODALITIES)}")
     if workers < 1:
         raise InvalidInputError(f"--workers {workers}; expected a positive number")
     root, out_dir = Path(root), Path(out_dir)
+    # The inputs are the Train_Sets/Test_Sets folders: an output beside them in the root is fine, inside them is not.
+    inputs = {f"CHAOS set {p.name}": p for p, _ in find_set_roots(root)} if root.is_dir() else {}
+    check_output_path(out_dir, inputs, kind="folder")
+    if root.resolve() == out_dir.resolve():
+        raise InvalidInputError(f"output is the input CHAOS root {root}; expected another folder", out_dir)
     all_cases = discover_cases(root)
     # Folds over every training patient of the root (not only the converted ones), so they do not change when one
     # case fails or another modality is selected.
@@ -330,7 +373,15 @@ def convert_chaos(
     if not cases:
         present = sorted({c.modality for c in all_cases})
         raise InvalidInputError(f"no {modality} case found; the root holds {present}", root)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir, "convert"):
+        return _convert_cases(cases, out_dir, fold_of, workers, overwrite, progress)
+
+
+def _convert_cases(
+    cases: list[ChaosCase], out_dir: Path, fold_of: dict[str, int], workers: int, overwrite: bool, progress: bool
+) -> ConversionReport:
+    from tqdm.auto import tqdm
+
     report = ConversionReport()
     results: dict[tuple[str, str], dict] = {}
     bar = tqdm(total=len(cases), desc="convert", unit="case", disable=not progress)
@@ -372,7 +423,7 @@ def convert_chaos(
             test.append(entry)
     if training or test:
         report.datalist = out_dir / DATALIST_NAME
-        _remove_stale_temporaries([report.datalist])
+        remove_stale_temporaries([report.datalist])
         atomic_write_text(report.datalist, json.dumps(_datalist(training, test), indent=2) + "\n")
     return report
 

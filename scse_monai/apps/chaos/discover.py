@@ -90,13 +90,17 @@ def _has_modality_dirs(folder: Path) -> bool:
 
 
 def _case_dirs(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
+    try:
+        if not folder.is_dir():
+            return []
+        entries = sorted(folder.iterdir(), key=natural_key)
+        entries = [p for p in entries if not p.name.startswith(".") and p.is_dir()]
+    except OSError as e:
+        raise InvalidInputError(f"cannot read folder ({e.strerror or e}); expected a readable CHAOS folder", folder) \
+            from e
     dirs = []
-    for p in sorted(folder.iterdir(), key=natural_key):
-        if p.name.startswith(".") or not p.is_dir():
-            continue
-        if not _ID.match(p.name):
+    for p in entries:
+        if not _ID.fullmatch(p.name):
             logger.warning("%s: skipped: case folder names are CHAOS ids (letters, digits, '_' or '-')", p)
             continue
         dirs.append(p)

@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from scse_monai.errors import InvalidInputError
+from scse_monai.utils.io import check_regular_file
 
 __all__ = ["DicomSeries", "natural_key", "list_slices", "read_dicom_series", "read_png_stack", "dicom_affine"]
 
 logger = logging.getLogger(__name__)
 
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"([0-9]+)")  # ASCII digits only: '²'.isdigit() is True but int('²') fails
 
 
 def natural_key(path: str | os.PathLike) -> tuple:
@@ -41,7 +42,7 @@ def natural_key(path: str | os.PathLike) -> tuple:
         and text parts never get compared with each other.
     """
     name = Path(path).name
-    return tuple((0, int(t)) if t.isdigit() else (1, t.casefold()) for t in _DIGITS.split(name) if t)
+    return tuple((0, int(t)) if _DIGITS.fullmatch(t) else (1, t.casefold()) for t in _DIGITS.split(name) if t)
 
 
 def list_slices(folder: str | os.PathLike, suffix: str = ".dcm") -> list[Path]:
@@ -58,13 +59,15 @@ def list_slices(folder: str | os.PathLike, suffix: str = ".dcm") -> list[Path]:
         InvalidInputError: if ``folder`` is not a folder or holds no ``*<suffix>`` file.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InvalidInputError(f"folder not found; expected a folder of {suffix} slice files", folder)
-    files = [
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and p.name.lower().endswith(suffix.lower()) and p.is_file()
-    ]
+    try:
+        if not folder.is_dir():
+            raise InvalidInputError(f"folder not found; expected a folder of {suffix} slice files", folder)
+        files = [p for p in folder.iterdir() if not p.name.startswith(".") and p.name.lower().endswith(suffix.lower())]
+        files = [p for p in files if not p.is_dir()]
+    except OSError as e:
+        raise InvalidInputError(f"cannot read folder ({e.strerror or e}); expected a readable folder", folder) from e
+    for p in files:  # a FIFO named x.dcm would block the reader for ever
+        check_regular_file(p, f"{suffix} slice")
     if not files:
         raise InvalidInputError(f"no {suffix} files found; expected one {suffix} file per slice", folder)
     return sorted(files, key=natural_key)
@@ -93,6 +96,8 @@ class DicomSeries:
         positions_monotonic: ``True`` if the slice positions along the normal are strictly monotonic in name order,
             i.e. the first/last-file affine describes every slice.
         shape: ``(columns, rows, slices)``, also set when read without pixels.
+        position_deviation_mm: the largest distance between a slice's ImagePositionPatient and where the
+            first/last-file affine puts it (0 for evenly spaced slices).
     """
 
     array: np.ndarray | None
@@ -109,16 +114,25 @@ class DicomSeries:
     echo_times: tuple[float, ...] = field(default_factory=tuple)
     positions_monotonic: bool = True
     shape: tuple[int, int, int] = (0, 0, 0)
+    position_deviation_mm: float = 0.0
 
 
 def dicom_affine(
-    iop: np.ndarray, pixel_spacing: np.ndarray, ipp_first: np.ndarray, ipp_last: np.ndarray, n: int, thickness=None
+    iop, pixel_spacing, ipp_first, ipp_last, n: int, thickness: float | None = None, convention: str = "ras"
 ) -> np.ndarray:
-    """Voxel ``(column, row, slice)`` -> RAS affine from DICOM LPS geometry (first/last file in name order).
+    """The one voxel ``(column, row, slice)`` -> mm matrix from DICOM geometry (first/last file in name order).
 
-    Columns step along IOP[0:3] by PixelSpacing[1], rows along IOP[3:6] by PixelSpacing[0], slices by
-    ``(IPP_last - IPP_first) / (n - 1)`` (the official CHAOS evaluation's mapping, with the DICOM column/row
-    convention); rows 0 and 1 are negated to go from LPS to RAS.
+    Slices step by ``(IPP_last - IPP_first) / (n - 1)`` (the official CHAOS evaluation's mapping; for one slice the
+    slice normal IOP[0:3] x IOP[3:6] times ``thickness``, 1 mm if ``None``). The in-plane columns depend on
+    ``convention``:
+
+    - ``"ras"`` (NIfTI files, the data contract): the DICOM standard's convention, columns step along IOP[0:3] by
+      PixelSpacing[1], rows along IOP[3:6] by PixelSpacing[0]; LPS rows 0 and 1 negated to RAS.
+    - ``"chaos"``: the organisers' ``transformToRealCoordinates`` (CHAOS-evaluation), in LPS. It builds
+      ``M = [X*di, Y*dj, (T1 - TN)/(1 - N), T1]`` and feeds ``(row, column, slice, 1)``, i.e. X*di multiplies the
+      *row* index, the transpose of the DICOM convention (harmless with square pixels and axis-aligned orientation).
+      Re-indexed for ``(column, row, slice)`` arrays: ``M_ours @ (i, j, k, 1) == M @ (j, i, k, 1)``, which
+      reproduces the official points exactly (this is what the CHAOS metrics must use).
 
     Args:
         iop: ImageOrientationPatient, 6 values.
@@ -126,8 +140,11 @@ def dicom_affine(
         ipp_first: ImagePositionPatient of the first slice.
         ipp_last: ImagePositionPatient of the last slice.
         n: number of slices.
-        thickness: only for ``n == 1``: the step along the slice normal (SliceThickness; 1.0 if ``None``).
+        thickness: only for ``n == 1``: the step along the slice normal.
+        convention: ``"ras"`` or ``"chaos"``.
     """
+    if convention not in ("ras", "chaos"):
+        raise ValueError(f"convention must be 'ras' or 'chaos', got {convention!r}.")
     iop = np.asarray(iop, dtype=np.float64)
     x_dir, y_dir = iop[:3], iop[3:6]
     ps = np.asarray(pixel_spacing, dtype=np.float64)
@@ -137,32 +154,46 @@ def dicom_affine(
         step = (last - first) / (n - 1)
     else:
         step = np.cross(x_dir, y_dir) * (float(thickness) if thickness else 1.0)
-    lps = np.eye(4)
-    lps[:3, 0] = x_dir * ps[1]
-    lps[:3, 1] = y_dir * ps[0]
-    lps[:3, 2] = step
-    lps[:3, 3] = first
-    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    column_dir, row_dir = (x_dir, y_dir) if convention == "ras" else (y_dir, x_dir)
+    m = np.eye(4)
+    m[:3, 0] = column_dir * ps[1]
+    m[:3, 1] = row_dir * ps[0]
+    m[:3, 2] = step
+    m[:3, 3] = first
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ m if convention == "ras" else m
 
 
-def _read_header(path: Path, with_pixels: bool):
+_PIXEL_DATA = 0x7FE00010
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+#: largest image (rows x columns x frames) accepted with compressed pixel data, whose size cannot be checked before
+#: decoding: far above CT/MR slices (512 x 512), far below what would exhaust memory.
+_MAX_ENCAPSULATED_PIXELS = 8192 * 8192
+
+
+def _read_header(path: Path):
+    """All elements of ``path`` parsed now (a malformed one fails here, naming the file); pixel data deferred."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=not with_pixels)
+        check_regular_file(path, "DICOM slice")
+        # Pixel data is only located here (defer_size), so its declared size can be checked before it is read.
+        ds = pydicom.dcmread(path, defer_size=4096)
         # pydicom parses element values lazily; touch every element now so that a malformed one (unknown VR, bad
         # length, undecodable text) fails here, naming this file, rather than at some later attribute access.
         for _ in ds.file_meta:
             pass
-        for _ in ds:
-            pass
+        for tag in list(ds.keys()):
+            if tag != _PIXEL_DATA:
+                ds[tag]
         return ds
+    except InvalidInputError:
+        raise
     except InvalidDicomError as e:
-        raise InvalidInputError(f"not a DICOM file ({e}); expected a DICOM slice", path) from None
+        raise InvalidInputError(f"not a DICOM file ({e}); expected a DICOM slice", path) from e
     except Exception as e:  # truncated or corrupt files raise a variety of low-level errors (EOFError, struct.error)
         msg = f"unreadable DICOM file ({type(e).__name__}: {e}); expected a DICOM slice"
-        raise InvalidInputError(msg, path) from None
+        raise InvalidInputError(msg, path) from e
 
 
 def _tag_floats(ds, keyword: str, count: int, path: Path) -> np.ndarray:
@@ -186,35 +217,104 @@ def _optional_float(ds, keyword: str) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> DicomSeries:
-    """Read every ``*.dcm`` slice of ``folder`` in natural name order (the organisers' order), without reordering.
+def _one_value(files: list[Path], headers: list, keyword: str, what: str) -> str:
+    """The single value of ``keyword`` over the series ('' if absent everywhere); an error names the first outlier."""
+    values = [str(ds.get(keyword, "") or "").strip() for ds in headers]
+    if len(set(values)) > 1:
+        k = next(i for i, v in enumerate(values) if v != values[0])
+        raise InvalidInputError(
+            f"{keyword} {values[k] or '(missing)'!r} differs from {values[0] or '(missing)'!r} of {files[0].name} "
+            f"({len(set(values))} {what}s in one folder); expected one {what} per folder",
+            files[k],
+        )
+    return values[0]
 
-    Args:
-        folder: a folder with one DICOM file per slice (e.g. ``CT/1/DICOM_anon`` or ``T1DUAL/DICOM_anon/InPhase``).
-        with_pixels: ``False`` reads headers only (fast); ``array`` is then ``None``.
 
-    Raises:
-        InvalidInputError: if the folder is missing or empty, a file is not readable DICOM or is truncated, a
-            geometry tag is missing, or the slices differ in size, PixelSpacing or ImageOrientationPatient; the
-            message names the file and what was expected.
-    """
-    files = list_slices(folder, ".dcm")
-    headers = [_read_header(p, with_pixels) for p in files]
+def _rescale(ds, path: Path) -> tuple[float, float]:
+    """(slope, intercept); both tags or neither (then 1, 0). A lone or degenerate tag would give wrong values."""
+    has_slope, has_intercept = "RescaleSlope" in ds, "RescaleIntercept" in ds
+    if has_slope != has_intercept:
+        present, missing = ("RescaleSlope", "RescaleIntercept") if has_slope else ("RescaleIntercept", "RescaleSlope")
+        raise InvalidInputError(f"{present} without {missing}; expected both rescale tags or neither", path)
+    if "ModalityLUTSequence" in ds:
+        raise InvalidInputError("Modality LUT Sequence is not supported; expected RescaleSlope/RescaleIntercept", path)
+    if not has_slope:
+        return 1.0, 0.0
+    slope = float(_tag_floats(ds, "RescaleSlope", 1, path)[0])
+    intercept = float(_tag_floats(ds, "RescaleIntercept", 1, path)[0])
+    if slope == 0:
+        raise InvalidInputError("RescaleSlope 0 maps every voxel to one value; expected a non-zero slope", path)
+    return slope, intercept
+
+
+def _check_pixel_data(ds, path: Path, size: tuple[int, int]) -> None:
+    """Declared image size against the pixel data element, before any pixel buffer is allocated."""
+    elem = ds.get_item(_PIXEL_DATA)
+    if elem is None:
+        raise InvalidInputError(f"no PixelData; expected a {size[0]}x{size[1]} DICOM image", path)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    frames_raw = ds.get("NumberOfFrames", 1)
+    try:
+        frames = int(frames_raw or 1)
+    except (TypeError, ValueError):
+        frames = -1
+    if samples != 1 or frames != 1:
+        raise InvalidInputError(
+            f"SamplesPerPixel {samples}, NumberOfFrames {frames_raw!r}; expected one greyscale frame per file", path
+        )
+    bits = int(_tag_floats(ds, "BitsAllocated", 1, path)[0])
+    value = getattr(elem, "value", None)
+    length = getattr(elem, "length", None)
+    if length is None:
+        length = len(value) if value is not None else 0
+    pixels = size[0] * size[1]
+    if length == _UNDEFINED_LENGTH or getattr(elem, "is_undefined_length", False):
+        if pixels > _MAX_ENCAPSULATED_PIXELS:
+            raise InvalidInputError(f"declared image {size[0]}x{size[1]} is too large for a slice", path)
+        return
+    expected = (pixels + 7) // 8 if bits == 1 else pixels * ((bits + 7) // 8)
+    start = getattr(elem, "value_tell", None)
+    available = length
+    if start is not None and value is None:  # deferred: what the file really holds after the element header
+        available = min(length, max(0, os.path.getsize(path) - int(start)))
+    if available < expected:
+        raise InvalidInputError(
+            f"pixel data holds {available} bytes but Rows x Columns {size[0]}x{size[1]} at {bits} bits needs "
+            f"{expected}; expected a complete image (truncated file or wrong size tags)",
+            path,
+        )
+
+
+@dataclass
+class _Geometry:
+    size: tuple[int, int]
+    iop: np.ndarray
+    ps: np.ndarray
+    ipps: np.ndarray
+    rescale: list[tuple[float, float]]
+
+
+def _validate_slices(files: list[Path], headers: list) -> _Geometry:
+    """Per-slice checks of a series against its first slice: size, pixel data, spacing, orientation, rescale."""
     first = headers[0]
-    rows_cols = (_tag_floats(first, "Rows", 1, files[0]), _tag_floats(first, "Columns", 1, files[0]))
-    size = (int(rows_cols[0][0]), int(rows_cols[1][0]))
+    size = (int(_tag_floats(first, "Rows", 1, files[0])[0]), int(_tag_floats(first, "Columns", 1, files[0])[0]))
+    if not size[0] > 0 < size[1]:
+        raise InvalidInputError(f"Rows x Columns {size[0]}x{size[1]}; expected a non-empty image", files[0])
     iop = _tag_floats(first, "ImageOrientationPatient", 6, files[0])
+    x_dir, y_dir = iop[:3], iop[3:]
+    # Orthonormal: both cosines unit length AND perpendicular (a cross product of length 1 checks neither alone).
+    if not (abs(np.linalg.norm(x_dir) - 1) < 1e-3 and abs(np.linalg.norm(y_dir) - 1) < 1e-3
+            and abs(float(x_dir @ y_dir)) < 1e-3):
+        raise InvalidInputError(
+            f"ImageOrientationPatient {iop.tolist()} (lengths {np.linalg.norm(x_dir):.4g}, {np.linalg.norm(y_dir):.4g},"
+            f" dot product {float(x_dir @ y_dir):.4g}); expected two orthogonal unit direction cosines",
+            files[0],
+        )
     ps = _tag_floats(first, "PixelSpacing", 2, files[0])
     if not np.all(ps > 0):
         raise InvalidInputError(f"PixelSpacing {ps.tolist()}; expected two positive spacings (mm)", files[0])
-    if not size[0] > 0 < size[1]:
-        raise InvalidInputError(f"Rows x Columns {size[0]}x{size[1]}; expected a non-empty image", files[0])
-    if not np.isclose(np.linalg.norm(np.cross(iop[:3], iop[3:6])), 1.0, atol=1e-3):
-        raise InvalidInputError(
-            f"ImageOrientationPatient {iop.tolist()}; expected two orthogonal unit direction cosines", files[0]
-        )
-    ipps = []
-    echo_times: set[float] = set()
+    ipps, rescale = [], []
+    rescaled = "RescaleSlope" in first or "RescaleIntercept" in first
     for path, ds in zip(files, headers, strict=True):
         this_size = (int(_tag_floats(ds, "Rows", 1, path)[0]), int(_tag_floats(ds, "Columns", 1, path)[0]))
         if this_size != size:
@@ -223,40 +323,102 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
                 f"{files[0].name} ({size[0]}x{size[1]}); expected all slices of a series to have the same size",
                 path,
             )
+        _check_pixel_data(ds, path, size)
         if not np.allclose(_tag_floats(ds, "PixelSpacing", 2, path), ps, atol=1e-4):
             raise InvalidInputError(f"PixelSpacing differs from {files[0].name}; expected one spacing per series", path)
         if not np.allclose(_tag_floats(ds, "ImageOrientationPatient", 6, path), iop, atol=1e-4):
             raise InvalidInputError(
                 f"ImageOrientationPatient differs from {files[0].name}; expected one orientation per series", path
             )
+        if ("RescaleSlope" in ds or "RescaleIntercept" in ds) != rescaled:
+            raise InvalidInputError(
+                f"rescale tags {'missing' if rescaled else 'present'} here but {'present' if rescaled else 'missing'} "
+                f"in {files[0].name}; expected every slice in the same units (e.g. HU)",
+                path,
+            )
+        rescale.append(_rescale(ds, path))
         ipps.append(_tag_floats(ds, "ImagePositionPatient", 3, path))
-        echo_time = _optional_float(ds, "EchoTime")
-        if echo_time is not None:
-            echo_times.add(echo_time)
-    ipps_arr = np.stack(ipps)
+    return _Geometry(size, iop, ps, np.stack(ipps), rescale)
+
+
+def _check_positions(files: list[Path], ipps: np.ndarray, normal: np.ndarray, folder) -> tuple[bool, bool, float]:
+    """Positions distinct and evenly spaced; returns (monotonic in name order, name order == ascending, deviation).
+
+    Two files at one position (anywhere in the series) are an error: they cannot both be slices of one volume.
+    Uneven spacing and a non-monotonic name order are warnings with the measured deviation: the organisers' rule
+    orders CHAOS slices by name and maps them with the first/last-file affine whatever the positions are.
+    """
+    n = len(files)
+    proj = ipps @ normal
+    order = np.argsort(proj, kind="stable")
+    gaps = np.diff(proj[order])
+    close = np.flatnonzero(gaps < 1e-3)
+    if close.size:
+        a, b = sorted((int(order[close[0]]), int(order[close[0] + 1])))
+        raise InvalidInputError(
+            f"same slice position {proj[b]:.4g} mm along the normal (ImagePositionPatient {ipps[b].tolist()}) as "
+            f"{files[a].name}; expected one position per slice (duplicate or mixed-in slice)",
+            files[b],
+        )
+    diffs = np.diff(proj)
+    monotonic = bool(n == 1 or np.all(diffs > 0) or np.all(diffs < 0))
+    ascending = bool(np.array_equal(order, np.arange(n)) and monotonic)
+    deviation = 0.0
+    if n > 2:
+        # Where the first/last-file affine puts each slice vs where its header says it is.
+        expected = ipps[0] + np.outer(np.arange(n), (ipps[-1] - ipps[0]) / (n - 1))
+        errors = np.linalg.norm(ipps - expected, axis=1)
+        k = int(np.argmax(errors))
+        deviation = float(errors[k])
+        step = float(np.linalg.norm(ipps[-1] - ipps[0]) / (n - 1))
+        if not monotonic:
+            logger.warning(
+                "%s: slice positions along the normal are not monotonic in file-name order; the first/last affine "
+                "places %s %.3g mm from its ImagePositionPatient",
+                folder, files[k].name, deviation,
+            )
+        elif deviation > max(0.01 * step, 1e-3):
+            logger.warning(
+                "%s: uneven slice spacing (%.4g..%.4g mm); the first/last affine places %s %.3g mm (%.0f%% of a "
+                "slice step) from its ImagePositionPatient",
+                folder, float(np.abs(diffs).min()), float(np.abs(diffs).max()), files[k].name, deviation,
+                100 * deviation / max(step, 1e-9),
+            )
+    return monotonic, ascending, deviation
+
+
+def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> DicomSeries:
+    """Read and validate every ``*.dcm`` slice of ``folder`` in natural name order (the organisers' order).
+
+    This is the one DICOM series validator (the converter and the bundle's inference inputs both use it):
+
+    - one series: a single SeriesInstanceUID and a single Modality over the folder;
+    - every slice a complete single-frame greyscale image of the first slice's Rows x Columns, the declared size
+      checked against the pixel data before any pixel buffer is allocated;
+    - one PixelSpacing (positive) and one ImageOrientationPatient (orthonormal within 1e-3) per series;
+    - RescaleSlope/RescaleIntercept both present or both absent, on every slice alike, finite, slope non-zero;
+    - positions distinct along the slice normal; uneven spacing or a non-monotonic name order is logged with the
+      deviation (in mm) between the first/last-file affine and the slice's own ImagePositionPatient.
+
+    Args:
+        folder: a folder with one DICOM file per slice (e.g. ``CT/1/DICOM_anon`` or ``T1DUAL/DICOM_anon/InPhase``).
+        with_pixels: ``False`` reads headers only (fast); ``array`` is then ``None``.
+
+    Raises:
+        InvalidInputError: for any violation above, an unreadable or truncated file, or a missing geometry tag; the
+            message names the file and what was expected.
+    """
+    files = list_slices(folder, ".dcm")
+    headers = [_read_header(p) for p in files]
+    _one_value(files, headers, "SeriesInstanceUID", "series")
+    modality = _one_value(files, headers, "Modality", "modality")
+    geo = _validate_slices(files, headers)
+    size, iop, ps, ipps_arr = geo.size, geo.iop, geo.ps, geo.ipps
     n = len(files)
     normal = np.cross(iop[:3], iop[3:6])
-    proj = ipps_arr @ normal
-    diffs = np.diff(proj)
-    # Two files at one position (a duplicated or mixed-in slice) make the first/last affine describe no slice
-    # correctly; unlike a merely reversed order this cannot be a CHAOS series.
-    same = np.flatnonzero(np.linalg.norm(np.diff(ipps_arr, axis=0), axis=1) < 1e-6)
-    if same.size:
-        k = int(same[0])
-        raise InvalidInputError(
-            f"same ImagePositionPatient {ipps_arr[k].tolist()} as {files[k].name}; expected one position per slice",
-            files[k + 1],
-        )
-    monotonic = bool(n == 1 or np.all(diffs > 0) or np.all(diffs < 0))
-    matches = bool(np.array_equal(np.argsort(proj, kind="stable"), np.arange(n)) and monotonic)
-    if not monotonic:
-        logger.warning(
-            "%s: slice positions along the normal are not strictly monotonic in file-name order; the first/last "
-            "affine does not describe every slice",
-            folder,
-        )
-    elif n > 2 and np.ptp(diffs) > 0.01 * max(abs(float(np.mean(diffs))), 1e-6):
-        logger.warning("%s: slice spacing varies along the series (%.4g..%.4g mm)", folder, diffs.min(), diffs.max())
+    monotonic, matches, deviation = _check_positions(files, ipps_arr, normal, folder)
+    echo_times = {t for t in (_optional_float(ds, "EchoTime") for ds in headers) if t is not None}
+    first = headers[0]
     thickness = None
     if n == 1:
         # One file gives no position step: the data contract falls back to SliceThickness, else 1 mm.
@@ -272,8 +434,6 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
     array = None
     if with_pixels:
         array = np.empty((size[1], size[0], n), dtype=np.float32)
-        from pydicom.pixels import apply_rescale
-
         for k, (path, ds) in enumerate(zip(files, headers, strict=True)):
             try:
                 pixels = ds.pixel_array
@@ -282,18 +442,15 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
                     f"cannot decode pixel data ({type(e).__name__}: {e}); expected a complete "
                     f"{size[0]}x{size[1]} DICOM image",
                     path,
-                ) from None
+                ) from e
             if pixels.shape != size:
                 raise InvalidInputError(f"pixel array shape {pixels.shape} != Rows x Columns {size}", path)
-            try:
-                values = np.asarray(apply_rescale(pixels, ds), dtype=np.float32)
-            except (TypeError, ValueError, AttributeError) as e:  # malformed RescaleSlope/RescaleIntercept
-                msg = f"cannot apply RescaleSlope/RescaleIntercept ({type(e).__name__}: {e}); expected numbers"
-                raise InvalidInputError(msg, path) from None
+            slope, intercept = geo.rescale[k]
+            values = (pixels.astype(np.float64) * slope + intercept).astype(np.float32)
             if not np.all(np.isfinite(values)):
                 raise InvalidInputError(
-                    f"RescaleSlope {ds.get('RescaleSlope')!r} / RescaleIntercept {ds.get('RescaleIntercept')!r} give "
-                    "non-finite voxel values; expected finite numbers",
+                    f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} give voxel values beyond float32; "
+                    "expected finite numbers",
                     path,
                 )
             array[:, :, k] = values.T
@@ -306,12 +463,13 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
         ipp_last=tuple(float(v) for v in ipps_arr[-1]),
         iop=tuple(float(v) for v in iop),
         pixel_spacing=(float(ps[0]), float(ps[1])),
-        modality=str(first.get("Modality", "") or ""),
+        modality=modality,
         echo_time=_optional_float(first, "EchoTime"),
         name_order_matches_position=matches,
         echo_times=tuple(sorted(echo_times)),
         positions_monotonic=monotonic,
         shape=(size[1], size[0], n),
+        position_deviation_mm=deviation,
     )
 
 
@@ -343,7 +501,7 @@ def read_png_stack(folder: str | os.PathLike) -> np.ndarray:
             raise
         except Exception as e:
             msg = f"unreadable PNG ({type(e).__name__}: {e}); expected a greyscale mask"
-            raise InvalidInputError(msg, path) from None
+            raise InvalidInputError(msg, path) from e
         if slices and arr.shape != slices[0].shape:
             raise InvalidInputError(
                 f"mask size {arr.shape[0]}x{arr.shape[1]} (rows x columns) differs from {files[0].name} "

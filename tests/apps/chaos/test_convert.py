@@ -129,21 +129,38 @@ def test_rerun_skips_and_input_untouched(phantom, tmp_path):
 def test_interrupted_case_is_redone(phantom, tmp_path, monkeypatch):
     import scse_monai.apps.chaos.convert as convert_module
 
-    real_save = convert_module.atomic_save_nifti
+    real_save = convert_module._save_nifti
 
     def crash_on_image(img, target):
-        if "imagesTr" in str(target):
-            raise RuntimeError("simulated crash")
+        if target.name.startswith(".ct_") and "imagesTr" in str(target):
+            raise OSError(28, "No space left on device (simulated)")
         real_save(img, target)
 
-    monkeypatch.setattr(convert_module, "atomic_save_nifti", crash_on_image)
+    monkeypatch.setattr(convert_module, "_save_nifti", crash_on_image)
     report = convert_chaos(phantom, tmp_path, modality="ct", progress=False)
     assert [c for c, _ in report.failed] == ["ct_1", "ct_2"]
-    assert (tmp_path / "labelsTr" / "ct_1.nii.gz").is_file() and not (tmp_path / "imagesTr" / "ct_1.nii.gz").exists()
+    assert "imagesTr/ct_1.nii.gz: cannot write (No space left on device" in report.failed[0][1]
+    # nothing of the case is renamed into place unless all of it is complete: no new label beside a missing image
+    assert not (tmp_path / "labelsTr" / "ct_1.nii.gz").exists() and not (tmp_path / "imagesTr" / "ct_1.nii.gz").exists()
+    assert not [p for p in tmp_path.rglob(".*")]
     assert report.datalist is None or "ct_1" not in report.datalist.read_text()
-    monkeypatch.setattr(convert_module, "atomic_save_nifti", real_save)
+    monkeypatch.setattr(convert_module, "_save_nifti", real_save)
     again = convert_chaos(phantom, tmp_path, modality="ct", progress=False)
     assert again.converted == ["ct_1", "ct_2"] and not again.failed
+
+
+def test_programming_error_surfaces_with_traceback(phantom, tmp_path, monkeypatch):
+    """Only bad input and filesystem errors fail a case; a bug propagates instead of becoming a FAILED line."""
+    import scse_monai.apps.chaos.convert as convert_module
+
+    def buggy(*args, **kwargs):
+        raise TypeError("bug")
+
+    monkeypatch.setattr(convert_module, "_save_nifti", buggy)
+    with pytest.raises(TypeError, match="bug"):
+        convert_chaos(phantom, tmp_path, modality="ct", progress=False)
+    with pytest.raises(TypeError, match="bug"):
+        main(["convert", str(phantom), str(tmp_path / "cli"), "--modality", "ct", "--quiet"])
 
 
 def test_workers_give_same_datalist(phantom, tmp_path):
@@ -198,13 +215,13 @@ def break_truncated(case_dir: Path) -> str:
     for p in dicom:
         p.unlink()
     shutil.copy(get_testdata_file("MR_truncated.dcm"), case_dir / "DICOM_anon" / "MR_truncated.dcm")
-    return r"ct_2: .*MR_truncated\.dcm: cannot decode pixel data.*expected a complete 64x64 DICOM image"
+    return r"ct_2: .*MR_truncated\.dcm: pixel data holds 8130 bytes but Rows x Columns 64x64"
 
 
 def break_cut_file(case_dir: Path) -> str:
     p = sorted((case_dir / "DICOM_anon").glob("*.dcm"))[5]
     p.write_bytes(p.read_bytes()[:-100])
-    return r"ct_2: .*i0005,0000b\.dcm: cannot decode pixel data"
+    return r"ct_2: .*i0005,0000b\.dcm: pixel data holds 8092 bytes but Rows x Columns 64x64"
 
 
 def break_garbage(case_dir: Path) -> str:
@@ -250,12 +267,15 @@ def test_bad_input(phantom, tmp_path, capsys, breaker):
 
 
 def test_not_chaos_root(tmp_path, capsys):
-    (tmp_path / "random").mkdir()
-    (tmp_path / "random" / "file.txt").write_text("hello")
-    rc = main(["convert", str(tmp_path), str(tmp_path / "out"), "--quiet"])
+    root = tmp_path / "root"
+    (root / "random").mkdir(parents=True)
+    (root / "random" / "file.txt").write_text("hello")
+    rc = main(["convert", str(root), str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.count("\n") == 1 and "no CHAOS case found; expected a CHAOS root" in err and str(tmp_path) in err
+    assert err.count("\n") == 1 and "no CHAOS case found; expected a CHAOS root" in err and str(root) in err
+    rc = main(["convert", str(root), str(root), "--quiet"])  # an output that is the input is refused
+    assert rc == 2 and "output is the input CHAOS root" in capsys.readouterr().err
 
 
 def test_cli_success(phantom, tmp_path, capsys):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scse_monai.apps.chaos.evaluate import evaluate_case, find_prediction
+from scse_monai.apps.chaos.labelmaps import find_prediction
+from scse_monai.apps.chaos.scoring import evaluate_case
 from scse_monai.cli import main
 from scse_monai.errors import InvalidInputError
 from scse_monai.metrics.chaos import compute_chaos_metrics, evaluate_label_volumes

@@ -173,7 +173,8 @@ def test_interrupted_export_leaves_no_partial_stack(tmp_path, monkeypatch) -> No
     labels = np.zeros((8, 6, 5), np.uint8)
     labels[2:5, 1:4, 1:4] = 1
     nib.save(nib.Nifti1Image(labels, np.eye(4)), str(tmp_path / "pred.nii.gz"))
-    monkeypatch.setattr(export, "_check_grid", lambda *a: None)
+    entry = {"case": "ct_1", "label": "pred.nii.gz"}  # its own reference grid
+    datalist = tmp_path / "datalist.json"
     calls = {"n": 0}
     real_save = Image.Image.save
 
@@ -186,9 +187,9 @@ def test_interrupted_export_leaves_no_partial_stack(tmp_path, monkeypatch) -> No
     monkeypatch.setattr(Image.Image, "save", failing_save)
     folder = tmp_path / "out" / "CT" / "1" / "Results"
     with pytest.raises(OSError, match="disk full"):
-        export.export_case(tmp_path / "pred.nii.gz", {}, tmp_path, folder)
+        export.export_case(tmp_path / "pred.nii.gz", entry, datalist, folder)
     assert not folder.exists()
     assert list(folder.parent.iterdir()) == []
     monkeypatch.setattr(Image.Image, "save", real_save)
-    assert export.export_case(tmp_path / "pred.nii.gz", {}, tmp_path, folder) == 5
+    assert export.export_case(tmp_path / "pred.nii.gz", entry, datalist, folder) == 5
     assert sorted(p.name for p in folder.iterdir()) == [f"img{k:03d}.png" for k in range(5)]

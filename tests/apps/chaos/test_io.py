@@ -93,7 +93,8 @@ def test_read_series_ascending_positions_match(tmp_path):
 
 def test_read_series_truncated_dicom(tmp_path):
     shutil.copy(get_testdata_file("MR_truncated.dcm"), tmp_path / "MR_truncated.dcm")
-    with pytest.raises(InvalidInputError, match=r"MR_truncated\.dcm: cannot decode pixel data.*expected a complete"):
+    msg = r"MR_truncated\.dcm: pixel data holds 8130 bytes but Rows x Columns 64x64 at 16 bits needs 8192"
+    with pytest.raises(InvalidInputError, match=msg):
         read_dicom_series(tmp_path)
 
 
@@ -147,3 +148,26 @@ def test_pydicom_reads_what_we_write(tmp_path):
     make_series(tmp_path, ["a.dcm"], [0.0])
     ds = pydicom.dcmread(tmp_path / "a.dcm")
     assert ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+
+
+def test_dicom_affine_chaos_convention_is_the_official_matrix():
+    """One geometry function: its "chaos" convention equals the metrics' copy of the organisers' mapping."""
+    from scse_monai.apps.chaos.io import dicom_affine
+    from scse_monai.metrics.chaos import chaos_dicom_geometry
+
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    iop = np.concatenate([q[:, 0], q[:, 1]])
+    ps, first, last = (0.7, 0.9), rng.normal(size=3) * 50, rng.normal(size=3) * 50
+    for n in (1, 2, 78):
+        np.testing.assert_allclose(dicom_affine(iop, ps, first, last, n, convention="chaos"),
+                                   chaos_dicom_geometry(iop, ps, first, last, n))
+    ras = dicom_affine(iop, ps, first, last, 78)
+    # DICOM convention: column index along IOP[0:3] by PixelSpacing[1]; LPS -> RAS flips x and y
+    np.testing.assert_allclose(ras[:3, 0], np.array([-1, -1, 1]) * iop[:3] * ps[1])
+    np.testing.assert_allclose(ras[:3, 1], np.array([-1, -1, 1]) * iop[3:] * ps[0])
+
+
+def test_natural_key_with_unicode_digits():
+    # '²'.isdigit() is True but int('²') raises: such characters sort as text
+    assert sorted(["a²2", "a10", "a2"], key=natural_key) == ["a2", "a10", "a²2"]
