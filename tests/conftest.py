@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,19 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundle"
 SHARED = REPO.parent / "shared"
 
-# Overrides that shrink the bundle to seconds on a CPU: phantom-sized spacing and patches, a small network.
-TINY_BUNDLE_OVERRIDES = {
-    "epochs": 1,
-    "pixdim": [6.0, 6.0],
-    "roi_size": [64, 64],
-    "batch_size": 2,
-    "num_samples": 2,
-    "cache_rate": 0.0,
-    "num_workers": 0,
-    "network_def#channels": [8, 16, 32, 64],
-    "network_def#strides": [2, 2, 2],
-    "network_def#num_res_units": 1,
-}
+# The bundle shrunk to seconds on a CPU (phantom-sized spacing and patches, a small network): the same override file
+# `scse-monai demo --quick` merges onto train.json, read here rather than copied.
+TINY_BUNDLE_OVERRIDES = json.loads((BUNDLE / "configs" / "demo_quick.json").read_text())
 
 
 @pytest.fixture(scope="session")
