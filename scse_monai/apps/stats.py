@@ -108,24 +108,25 @@ def compare_networks(
     Returns:
         One :func:`paired_comparison` per metric and organ, each with an ``"organ"`` key.
     """
+    def values(results: Mapping[str, Mapping[str, Mapping[str, float]]], organ: str, metric: str) -> dict[str, Any]:
+        return {c: r[organ].get(metric) for c, r in results.items() if organ in r}
+
     out = []
     for metric in metrics:
         for organ in [*organs, "mean"]:
-            def values(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
-                return {c: r[organ].get(metric) for c, r in results.items() if organ in r}
-
-            entry = paired_comparison(values(baseline), values(variant), metric, seed=seed)
+            entry = paired_comparison(values(baseline, organ, metric), values(variant, organ, metric), metric,
+                                      seed=seed)
             out.append({"organ": "overall" if organ == "mean" else organ, **entry})
     return out
 
 
 def average_over_seeds(
     per_seed: Mapping[Any, Mapping[str, Mapping[str, Mapping[str, float]]]],
-) -> dict[str, dict[str, dict[str, float | None]]]:
+) -> dict[str, dict[str, dict[str, float]]]:
     """Per-case results averaged over seeds: ``{seed: {case: {organ: {metric: v}}}}`` -> ``{case: {organ: ...}}``.
 
     Non-finite values (e.g. an infinite surface distance for an empty prediction) are left out of a mean; a value
-    with no finite seed becomes ``None``.
+    with no finite seed becomes NaN.
     """
     cases: dict[str, dict[str, dict[str, list[float]]]] = {}
     for results in per_seed.values():
@@ -136,7 +137,7 @@ def average_over_seeds(
                     slot.setdefault(metric, [])
                     if _finite(value):
                         slot[metric].append(float(value))
-    return {case: {organ: {m: (float(np.mean(v)) if v else None) for m, v in rec.items()}
+    return {case: {organ: {m: (float(np.mean(v)) if v else math.nan) for m, v in rec.items()}
                    for organ, rec in organs.items()} for case, organs in cases.items()}
 
 
