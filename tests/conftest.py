@@ -18,12 +18,13 @@ TINY_BUNDLE_OVERRIDES = json.loads((BUNDLE / "configs" / "demo_quick.json").read
 
 @pytest.fixture(scope="session")
 def phantom_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A converted phantom (2 CT + 2 MR patients, 2 patient-level folds); returns the folder of datalist.json."""
+    """A converted phantom (3 CT + 3 MR patients, 3 patient-level folds: training, validation and test groups, one
+    CT and one MR patient each); returns the folder of datalist.json."""
     from scse_monai.apps.chaos.convert import convert_chaos
     from scse_monai.apps.chaos.phantom import make_phantom
 
     base = tmp_path_factory.mktemp("phantom")
-    root = make_phantom(base / "raw", n_ct=2, n_mr=2, seed=0)
-    report = convert_chaos(root, base / "data", folds=2, seed=0, progress=False)
+    root = make_phantom(base / "raw", n_ct=3, n_mr=3, seed=0)
+    report = convert_chaos(root, base / "data", folds=3, seed=0, progress=False)
     assert not report.failed, report.failed
     return base / "data"

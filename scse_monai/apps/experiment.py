@@ -16,7 +16,6 @@ import os
 import shutil
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,13 @@ from scse_monai.utils.io import atomic_write_text
 __all__ = [
     "SE_VARIANTS",
     "QUIET_LOGGING",
-    "RunResult",
     "bundle_workflow",
     "train_run",
     "evaluate_run",
     "read_case_metrics",
+    "case_groups",
+    "compare_to_baseline",
     "summarise_seeds",
-    "load_run",
     "median_epoch_time",
     "prepare_run_dir",
 ]
@@ -180,40 +179,44 @@ def summarise_seeds(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]
     }
 
 
-@dataclass
-class RunResult:
-    """What one trained and evaluated run left in its folder.
+def case_groups(datalist: str | os.PathLike, fold: int, test_fold: int) -> dict[str, list[str]]:
+    """Case names of the training, validation and test groups (as in the datalist), checked to be disjoint.
 
-    Attributes:
-        name: run label (e.g. ``"UNet"``).
-        run_dir: its ``bundle_root``.
-        history: per-epoch records of ``eval/history.json``.
-        cases: per-case CHAOS metrics on the test fold (:func:`read_case_metrics`).
-        parameters: parameter count of the network.
-        se_parameters: parameters in SE layers.
+    Raises:
+        InvalidInputError: for an empty group or a case in two groups.
     """
+    from scse_monai.data import SPLITS, select_split
 
-    name: str
-    run_dir: Path
-    history: list[dict[str, Any]] = field(default_factory=list)
-    cases: dict[str, Any] = field(default_factory=dict)
-    parameters: int = 0
-    se_parameters: int = 0
+    groups = {s: sorted(d["case"] for d in select_split(datalist, s, fold, test_fold, keys=("case",)))
+              for s in SPLITS}
+    seen: dict[str, str] = {}
+    for split, cases in groups.items():
+        for case in cases:
+            if case in seen:
+                raise InvalidInputError(f"case {case} is in the {seen[case]} and the {split} group", datalist)
+            seen[case] = split
+    return groups
 
 
-def load_run(name: str, run_dir: str | os.PathLike, network=None) -> RunResult:
-    """Read a run's history and per-case test metrics (and count ``network``'s parameters if given)."""
-    from scse_monai.handlers import read_history
-    from scse_monai.networks import count_parameters, count_se_parameters
+def compare_to_baseline(networks: Mapping[str, Mapping[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Paired comparisons (:func:`scse_monai.apps.stats.compare_networks`) of every network against ``baseline``.
 
-    run_dir = Path(run_dir)
-    hist = run_dir / "eval" / "history.json"
-    result = RunResult(name=name, run_dir=run_dir, cases=read_case_metrics(run_dir))
-    if hist.is_file():
-        result.history = read_history(hist)
-    if network is not None:
-        result.parameters, result.se_parameters = count_parameters(network), count_se_parameters(network)
-    return result
+    Args:
+        networks: ``{name: {"per_case": ...}}`` as written to ``results.json``.
+        baseline: the reference network's name.
+
+    Returns:
+        The comparisons, each with ``"baseline"`` and ``"variant"`` names.
+    """
+    from scse_monai.apps.stats import compare_networks
+    from scse_monai.metrics.chaos import ORGANS
+
+    out = []
+    for name, net in networks.items():
+        if name != baseline:
+            for c in compare_networks(networks[baseline]["per_case"], net["per_case"], list(ORGANS.values())):
+                out.append({"baseline": baseline, "variant": name, **c})
+    return out
 
 
 def median_epoch_time(history: list[dict[str, Any]]) -> float:

@@ -31,6 +31,7 @@ __all__ = [
     "plot_spatial_attention",
     "plot_channel_excitations",
     "plot_ablation",
+    "plot_paired",
 ]
 
 #: colours of labels 1..4 (liver, right kidney, left kidney, spleen).
@@ -193,4 +194,43 @@ def plot_ablation(
     ax.set(ylabel="Dice", ylim=(0, 1), title="ablation: Dice per organ, mean ± sd across folds")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncol=min(4, len(variants)), fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_paired(
+    baseline: Mapping[str, Mapping[str, Mapping[str, float]]],
+    variant: Mapping[str, Mapping[str, Mapping[str, float]]],
+    baseline_name: str,
+    variant_name: str,
+    organs: Sequence[str],
+    path: str | os.PathLike,
+    metric: str = "dice",
+) -> None:
+    """Per-case values of two networks side by side, one line per case, a panel per organ and one for the mean.
+
+    Args:
+        baseline: per-case results ``{case: {organ | "mean": {metric: value}}}`` of the reference network.
+        variant: the same for the other network.
+        baseline_name: x label of the left column.
+        variant_name: x label of the right column.
+        organs: organ panels (``"mean"`` is added as ``overall``).
+        path: output PNG.
+        metric: which metric to plot.
+    """
+    panels = [o for o in [*organs, "mean"] if any(o in r for r in baseline.values())]
+    fig = Figure(figsize=(2.4 * len(panels) + 0.6, 3.4))
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    for ax, organ in zip(axes, panels, strict=True):
+        cases = [c for c in baseline if organ in baseline[c] and organ in variant.get(c, {})]
+        for c in cases:
+            pair = [baseline[c][organ][metric], variant[c][organ][metric]]
+            ax.plot([0, 1], pair, color="0.6", lw=0.8, marker="o", ms=3)
+        if cases:
+            means = [np.nanmean([r[c][organ][metric] for c in cases]) for r in (baseline, variant)]
+            ax.plot([0, 1], means, color="k", lw=2, marker="s", label="mean")
+        ax.set_xticks([0, 1], [baseline_name, variant_name])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title(f"{'overall' if organ == 'mean' else organ} (n={len(cases)})", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{metric} per test case")
     save_figure(fig, path)
