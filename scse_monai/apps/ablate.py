@@ -195,7 +195,8 @@ def run_ablation(
         folds: test folds, each in turn; defaults to every fold of the datalist.
         seeds: training seeds.
         configs: bundle override files merged onto ``train.json`` (names in ``bundle/configs`` or paths).
-        overrides: bundle overrides shared by all runs (``epochs``, ``pixdim``, ``network_def#channels``, ...).
+        overrides: bundle overrides shared by all runs (``epochs``, ``pixdim``, ``network_def#channels``, ...);
+            ``modalities`` is honoured in the case groups of ``results.json`` when given here (not in a file).
         progress: show progress bars.
 
     Raises:
@@ -217,7 +218,7 @@ def run_ablation(
     splits = []
     for t in test_folds:
         v = next_fold(datalist, t)
-        groups = case_groups(datalist, v, t)
+        groups = case_groups(datalist, v, t, overrides.get("modalities"))
         training_folds = [f for f in available if f not in (v, t)]
         splits.append({"test_fold": t, "validation_fold": v, "training_folds": training_folds,
                        **{f"{k}_cases": c for k, c in groups.items()}})

@@ -179,15 +179,23 @@ def summarise_seeds(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]
     }
 
 
-def case_groups(datalist: str | os.PathLike, fold: int, test_fold: int) -> dict[str, list[str]]:
+def case_groups(
+    datalist: str | os.PathLike, fold: int, test_fold: int, modalities: Sequence[str] | None = None
+) -> dict[str, list[str]]:
     """Case names of the training, validation and test groups (as in the datalist), checked to be disjoint.
+
+    Args:
+        datalist: the converter's ``datalist.json``.
+        fold: the validation fold.
+        test_fold: the test fold.
+        modalities: the bundle's ``modalities`` selection (``None``: all).
 
     Raises:
         InvalidInputError: for an empty group or a case in two groups.
     """
     from scse_monai.data import SPLITS, select_split
 
-    groups = {s: sorted(d["case"] for d in select_split(datalist, s, fold, test_fold, keys=("case",)))
+    groups = {s: sorted(d["case"] for d in select_split(datalist, s, fold, test_fold, modalities, keys=("case",)))
               for s in SPLITS}
     seen: dict[str, str] = {}
     for split, cases in groups.items():
