@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scse_monai.apps.stats import MIN_TEST_CASES
 from scse_monai.metrics.chaos import ORGANS
 from scse_monai.utils.io import atomic_write_text
 
@@ -115,8 +116,10 @@ def comparison_table(comparisons: Sequence[Mapping[str, Any]], organs: bool = Tr
         spec = "{:+.1f}" if c["metric"] == "score" else "{:+.3f}"
         ci = c.get("ci95")
         ci_text = f"[{fmt(ci[0], spec)}, {fmt(ci[1], spec)}]" if ci else "n/a"
-        p_text = fmt(c["p_value"], "{:.3g}") if c.get("p_value") is not None else "none: too few cases" if (
-            c["n_cases"] < 6) else "none: " + str(c.get("reason") or "")
+        if c.get("p_value") is not None:
+            p_text = fmt(c["p_value"], "{:.3g}")
+        else:
+            p_text = "n/a: too few cases" if c["n_cases"] < MIN_TEST_CASES else "n/a: no differences"
         metric = "CHAOS score" if c["metric"] == "score" else c["metric"].upper()
         rows.append([metric, *([c.get("organ", "")] if organs else []), fmt(c["mean_difference"], spec), ci_text,
                      p_text, str(c["n_cases"])])
