@@ -54,6 +54,7 @@ __all__ = [
     "FIGURES",
     "DemoSettings",
     "demo_settings",
+    "summary_markdown",
     "build_demo_report",
     "run_demo",
     "add_arguments",
@@ -130,6 +131,39 @@ def demo_settings(quick: bool = False, epochs: int | None = None, seeds: Sequenc
     return settings
 
 
+def summary_markdown(results: Mapping[str, Any]) -> str:
+    """The headline of a demo's ``results.json``: mean over organs per network, and the paired differences.
+
+    Used at the top of the report and for the README's results table.
+    """
+    from scse_monai.apps.stats import MIN_TEST_CASES, mean_sd
+
+    nets, seeds = results["networks"], results["seeds"]
+    rows = []
+    for name, net in nets.items():
+        cells = [name, f"{net['parameters']:,}"]
+        for key, spec in (("dice", "{:.3f}"), ("score", "{:.1f}")):
+            _, sd = mean_sd([net["per_seed"][str(s)]["mean"].get("mean", {}).get(key) for s in seeds])
+            mean = net["mean"].get("mean", {}).get(key)
+            cells.append(f"{fmt(mean, spec)} (sd {fmt(sd, spec)})" if len(seeds) > 1 else fmt(mean, spec))
+        rows.append(cells)
+    spread = " (sd over seeds of the per-seed means)" if len(seeds) > 1 else ""
+    table = markdown_table(["network", "parameters", f"mean Dice{spread}", f"CHAOS score{spread}"], rows)
+    lines = [table, ""]
+    for c in results["comparison"]:
+        if c["organ"] != "overall":
+            continue
+        spec = "{:+.1f}" if c["metric"] == "score" else "{:+.3f}"
+        ci = c["ci95"]
+        ci_text = f"95 % CI [{fmt(ci[0], spec)}, {fmt(ci[1], spec)}]" if ci else "no CI"
+        why = "too few cases" if c["n_cases"] < MIN_TEST_CASES else "all differences zero"
+        p_text = f"Wilcoxon p = {c['p_value']:.3g}" if c["p_value"] is not None else f"no p-value ({why})"
+        metric = "CHAOS score" if c["metric"] == "score" else "Dice"
+        lines.append(f"- {c['variant']} - {c['baseline']}, {metric} (mean over organs) per test case: "
+                     f"{fmt(c['mean_difference'], spec)}, {ci_text}, {p_text}, n = {c['n_cases']} cases.")
+    return "\n".join(lines)
+
+
 def _excitation_summary(channel: Mapping[str, Any]) -> dict[str, Any]:
     """The spreads of :func:`~scse_monai.apps.excitation_analysis.channel_analysis` without the gate vectors."""
     return {grouping: {layer: {k: spread[k] for k in ("between", "within", "ratio", "counts")}
@@ -188,6 +222,10 @@ def build_demo_report(results: Mapping[str, Any]) -> str:
         "SEUNet: scSE, max-out, r = 2). Total run time "
         f"{results['time_s'] / 60:.1f} min on {results['machine']['cpus']} CPUs (load average "
         f"{load[0]:.2f} at the start, {load[1]:.2f} at the end).",
+        "",
+        "## Result",
+        "",
+        summary_markdown(results),
         "",
         f"## CHAOS metrics on the test fold (mean over {len(results['test_cases'])} cases and {len(seeds)} seed(s))",
         "",

@@ -75,6 +75,7 @@ def test_quick_demo_writes_results_report_and_figures(tmp_path: Path, capsys: py
             assert im.format == "PNG"
         assert f"({name})" in md and f'src="{name}"' in html
     assert ", ".join(groups["test"]) in md and "too few cases" in md
+    assert f"SEUNet - UNet, Dice (mean over organs) per test case: {overall['mean_difference']:+.3f}" in md
     mean = md.split("### mean over organs")[1]
     row = re.search(r"^\| DICE \| ([^|]+) \| ([^|]+) \|$", mean, re.M)
     assert row and float(row.group(1)) == pytest.approx(nets["UNet"]["mean"]["mean"]["dice"], abs=5e-4)
