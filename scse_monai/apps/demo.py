@@ -404,6 +404,9 @@ def run_demo(
                 for h in handlers:
                     h.close()
             per_seed[name][seed] = read_case_metrics(runs[name, seed])
+            if sorted(per_seed[name][seed]) != groups["test"]:
+                raise InvalidInputError(f"evaluated cases {sorted(per_seed[name][seed])}; expected the test fold's "
+                                        f"{groups['test']}", runs[name, seed])
             if name not in networks:
                 net = workflow.evaluator.network
                 config = config or {k: workflow.parser.get_parsed_content(k) for k in _REPORTED_CONFIG}
