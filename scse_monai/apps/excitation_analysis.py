@@ -82,9 +82,9 @@ class EvaluationCapture:
 
         out, batch = engine.state.output, engine.state.batch
         image, label, pred = out["image"], out["label"], out["pred"]
-        case = case_name(image) or f"case{len(self.volumes)}"
         if image.shape[0] != 1:
             raise InvalidInputError(f"evaluation batch of {image.shape[0]} volumes; the capture needs batch size 1")
+        case = case_name(image[0]) or f"case{len(self.volumes)}"  # [0]: the item's meta, not the batch's list
         windows = torch.cat(self._windows) if self._windows else torch.empty(0)
         if len(windows) != image.shape[-1]:
             raise InvalidInputError(

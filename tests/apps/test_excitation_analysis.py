@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from monai.data import MetaTensor, list_data_collate
 from monai.engines import SupervisedEvaluator
 from monai.inferers import SliceInferer
 from monai.networks.nets import UNet
@@ -31,7 +32,8 @@ def _volume(seed: int, modality: str, shape=(16, 16, 5)) -> dict:
     label = torch.zeros((1, 1, *shape))
     label[..., 2:9, 3:10, :] = 1
     label[..., 10:14, 10:14, 1:4] = 4
-    return {"image": torch.rand((1, 1, *shape), generator=g), "label": label, "modality": [modality]}
+    image = MetaTensor(torch.rand((1, *shape), generator=g), meta={"filename_or_obj": f"/d/{modality}_{seed}.nii.gz"})
+    return {"image": list_data_collate([{"image": image}])["image"], "label": label, "modality": [modality]}
 
 
 def test_capture_on_the_evaluator_matches_a_direct_forward_pass() -> None:
@@ -42,7 +44,7 @@ def test_capture_on_the_evaluator_matches_a_direct_forward_pass() -> None:
     capture = EvaluationCapture()
     capture.attach(evaluator)
     evaluator.run()
-    assert [v["modality"] for v in capture.volumes] == ["ct", "t2spir"]
+    assert [(v["case"], v["modality"]) for v in capture.volumes] == [("ct_1", "ct"), ("t2spir_2", "t2spir")]
     assert capture.layers == se_layer_labels(net)
     for vol, src in zip(capture.volumes, volumes, strict=True):
         slices = src["image"][0].permute(3, 0, 1, 2)  # (Z, 1, X, Y): what SliceInferer feeds the network
