@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.apps.experiment import (
     SE_VARIANTS,
     case_groups,
@@ -44,7 +45,7 @@ from scse_monai.apps.experiment import (
 from scse_monai.apps.report import comparison_table, fmt, markdown_table, write_report
 from scse_monai.apps.stats import mean_sd
 from scse_monai.errors import InvalidInputError
-from scse_monai.metrics.chaos import ORGANS, results_to_json
+from scse_monai.metrics.tables import results_to_json
 from scse_monai.utils.io import atomic_write_text
 
 __all__ = ["DEFAULT_VARIANTS", "BASELINE", "run_ablation", "ablation_rows", "ablation_markdown", "add_arguments",

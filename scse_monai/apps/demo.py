@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.apps.experiment import (
     SE_VARIANTS,
     case_groups,
@@ -45,7 +46,7 @@ from scse_monai.apps.experiment import (
 )
 from scse_monai.apps.report import comparison_table, fmt, markdown_table, organ_tables, parameter_table, write_report
 from scse_monai.errors import InvalidInputError
-from scse_monai.metrics.chaos import ORGANS, results_to_json
+from scse_monai.metrics.tables import results_to_json
 from scse_monai.utils.io import atomic_write_text
 
 __all__ = [

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from scse_monai.apps.chaos.labels import NUM_CLASSES, ORGANS
 from scse_monai.errors import InvalidInputError
-from scse_monai.metrics.chaos import ORGANS
 
 __all__ = ["EvaluationCapture", "se_layer_labels", "excitation_spread", "pick_examples", "channel_analysis"]
 
@@ -78,13 +78,14 @@ class EvaluationCapture:
     def _collect(self, engine: Any) -> None:
         import torch
 
-        from scse_monai.metrics.handler import case_name
+        from scse_monai.metrics.chaos_metric import case_name
 
         out, batch = engine.state.output, engine.state.batch
         image, label, pred = out["image"], out["label"], out["pred"]
         if image.shape[0] != 1:
             raise InvalidInputError(f"evaluation batch of {image.shape[0]} volumes; the capture needs batch size 1")
-        case = case_name(image[0]) or f"case{len(self.volumes)}"  # [0]: the item's meta, not the batch's list
+        # [0]: the item's metadata (the batch's holds a list of file names)
+        case = case_name(image[0].meta.get("filename_or_obj")) or f"case{len(self.volumes)}"
         windows = torch.cat(self._windows) if self._windows else torch.empty(0)
         if len(windows) != image.shape[-1]:
             raise InvalidInputError(
@@ -169,7 +170,7 @@ def _slices(volume: Mapping[str, Any], key: str) -> np.ndarray:
 
 
 def _dominant_organ(label_slice: np.ndarray, min_pixels: int) -> str | None:
-    counts = np.bincount(label_slice.ravel().astype(np.int64), minlength=len(ORGANS) + 1)[1:]
+    counts = np.bincount(label_slice.ravel().astype(np.int64), minlength=NUM_CLASSES)[1:]
     if counts.max() < min_pixels:
         return None
     return ORGANS[int(counts.argmax()) + 1]

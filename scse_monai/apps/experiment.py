@@ -216,8 +216,8 @@ def compare_to_baseline(networks: Mapping[str, Mapping[str, Any]], baseline: str
     Returns:
         The comparisons, each with ``"baseline"`` and ``"variant"`` names.
     """
+    from scse_monai.apps.chaos.labels import ORGANS
     from scse_monai.apps.stats import compare_networks
-    from scse_monai.metrics.chaos import ORGANS
 
     out = []
     for name, net in networks.items():

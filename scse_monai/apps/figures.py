@@ -19,7 +19,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from scse_monai.metrics.chaos import ORGANS
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.utils.io import atomic_path
 
 __all__ = [

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.apps.stats import MIN_TEST_CASES
-from scse_monai.metrics.chaos import ORGANS
 from scse_monai.utils.io import atomic_write_text
 
 __all__ = [

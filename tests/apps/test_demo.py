@@ -12,12 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.apps.demo import BASELINE, FIGURES, NETWORKS, add_arguments, demo_settings
 from scse_monai.apps.experiment import train_run
 from scse_monai.bundle_paths import BUNDLE_ENV, bundle_config, bundle_dir
 from scse_monai.cli import main
 from scse_monai.errors import InvalidInputError
-from scse_monai.metrics.chaos import METRIC_KEYS, ORGANS
+from scse_monai.metrics.chaos import METRIC_KEYS
 
 
 @pytest.mark.slow
