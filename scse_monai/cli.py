@@ -25,8 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("scse_monai.apps.chaos.convert", "convert a CHAOS root (DICOM + PNG) to NIfTI + datalist.json"),
     "evaluate": ("scse_monai.apps.chaos.evaluate", "CHAOS metrics (DICE, RAVD, ASSD, MSSD, scores)"),
     "export-submission": ("scse_monai.apps.chaos.export", "NIfTI predictions -> CHAOS submission PNGs"),
-    "demo": ("scse_monai.apps.demo", "phantom -> convert -> train UNet vs SEUNet -> evaluate -> report"),
-    "ablate": ("scse_monai.apps.ablate", "k-fold ablation: none / cSE / sSE / scSE (+ aggregations)"),
+    "demo": ("scse_monai.apps.demo", "phantom -> convert -> train UNet vs SEUNet -> test-fold evaluation -> report"),
+    "ablate": ("scse_monai.apps.ablate", "nested cross-validation ablation: none / cSE / sSE / scSE (+ aggregations)"),
 }
 
 

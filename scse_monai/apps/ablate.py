@@ -1,16 +1,23 @@
-"""``scse-monai ablate``: none / cSE / sSE / scSE (and scSE's aggregations) with k-fold cross-validation.
+"""``scse-monai ablate``: none / cSE / sSE / scSE (and scSE's aggregations) with nested cross-validation.
 
 The analogue of Roy et al.'s Table III (TMI 2019: Dice of each network without SE and with cSE, sSE, scSE) and Table
 II (scSE aggregations) for whatever converted data set the user has, the real CHAOS set included::
 
-    scse-monai ablate DATA_DIR --out DIR [--folds 0 1 2] [--variants none cse sse scse] [--epochs N] [--pixdim X Y] ...
+    scse-monai ablate DATA_DIR --out DIR [--folds 0 1 2] [--variants none cse sse scse] [--seeds 0 1]
+                      [--config demo_quick] [--epochs N] [--pixdim X Y] ...
 
-``DATA_DIR`` is the output folder of ``scse-monai convert`` (``datalist.json`` with patient-level folds). Every
-variant x fold is trained with the bundle's ``train.json`` (fold k held out) and evaluated with ``evaluate.json``
-on fold k with the CHAOS metrics, each in its own ``DIR/runs/<variant>/fold<k>`` (a finished run with the same
-settings is reused, an interrupted one resumes). Written: ``DIR/ablation.md`` (+ ``.html``): per variant the
-parameters and mean ± sd across folds of the per-organ Dice, the mean Dice and the CHAOS score; ``DIR/ablation.csv``
-(one row per variant and fold) and ``DIR/ablation.png`` (bar chart).
+``DATA_DIR`` is the output folder of ``scse-monai convert`` (``datalist.json`` with patient-level folds, at least
+three). Nested cross-validation: each fold of ``--folds`` is the test fold once; the fold after it (cyclically) is
+the validation fold, which selects ``models/model.pt``; the remaining folds train. Every variant x test fold x seed
+is trained with the bundle's ``train.json`` (plus the ``--config`` override files) and evaluated with
+``evaluate.json`` on its test fold, in ``DIR/runs/<variant>/test<k>/seed<s>`` (a finished run with the same settings
+is reused, an interrupted one resumes). Every tested case is thus scored once per seed by a model that never saw it,
+neither in training nor in selection.
+
+Written: ``DIR/results.json`` (case groups of every split, per-case metrics averaged over seeds with the per-seed
+values beside, mean ± sd over test folds and seeds, paired comparisons of each variant against the no-SE baseline
+on the per-case values), ``DIR/ablation.md`` (+ ``.html``) rendered from it, ``DIR/ablation.csv`` (one row per
+variant, test fold and seed) and ``DIR/ablation.png``.
 """
 
 from __future__ import annotations
@@ -24,48 +31,45 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.apps.experiment import (
     SE_VARIANTS,
-    build_network,
+    case_groups,
+    compare_to_baseline,
     evaluate_run,
     prepare_run_dir,
+    read_case_metrics,
+    summarise_seeds,
     train_run,
 )
-from scse_monai.apps.report import fmt, markdown_table, mean_sd, write_report
+from scse_monai.apps.report import comparison_table, fmt, markdown_table, write_report
+from scse_monai.apps.stats import mean_sd
 from scse_monai.errors import InvalidInputError
-from scse_monai.metrics.chaos import ORGANS
+from scse_monai.metrics.tables import results_to_json
 from scse_monai.utils.io import atomic_write_text
 
-__all__ = ["DEFAULT_VARIANTS", "run_ablation", "ablation_rows", "ablation_markdown", "add_arguments", "run"]
+__all__ = ["DEFAULT_VARIANTS", "BASELINE", "run_ablation", "ablation_rows", "ablation_markdown", "add_arguments",
+           "run"]
 
 #: the paper's Table III columns.
 DEFAULT_VARIANTS = ("none", "cse", "sse", "scse")
+#: the variant every other one is compared with.
+BASELINE = "none"
 
 _COLUMNS = [*ORGANS.values(), "mean"]
 
 
-def _dataset_folds(dataset_dir: Path) -> list[int]:
-    path = dataset_dir / "datalist.json"
-    if not path.is_file():
-        raise InvalidInputError("no datalist.json; expected the output folder of `scse-monai convert`", dataset_dir)
-    try:
-        training = json.loads(path.read_text())["training"]
-        return sorted({int(e["fold"]) for e in training})
-    except (ValueError, KeyError, TypeError) as e:
-        raise InvalidInputError(f"malformed datalist ({e}); expected training entries with a 'fold'", path) from e
-
-
-def ablation_rows(results: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per variant and fold: ``variant, fold, dice_<organ>..., dice_mean, score``.
+def ablation_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant, test fold and seed: ``variant, test_fold, seed, dice_<organ>..., dice_mean, score``.
 
     Args:
-        results: ``{variant: {fold: chaos_metrics.json}}``.
+        results: the ablation's ``results.json`` content.
     """
     rows = []
-    for variant, folds in results.items():
-        for fold, metrics in folds.items():
-            mean = metrics.get("mean", {})
-            row: dict[str, Any] = {"variant": variant, "fold": fold}
+    for variant, net in results["networks"].items():
+        for run in net["runs"]:
+            mean = run["mean"]
+            row: dict[str, Any] = {"variant": variant, "test_fold": run["test_fold"], "seed": run["seed"]}
             for organ in _COLUMNS:
                 row[f"dice_{organ.replace(' ', '_')}"] = mean.get(organ, {}).get("dice")
             row["score"] = mean.get("mean", {}).get("score")
@@ -73,54 +77,103 @@ def ablation_rows(results: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> lis
     return rows
 
 
-def ablation_markdown(
-    rows: Sequence[Mapping[str, Any]], params: Mapping[str, tuple[int, int]], settings: Mapping[str, Any]
-) -> tuple[str, dict[str, list[tuple[float, float]]]]:
-    """The markdown of ``ablation.md`` and the (mean, sd) per column and variant for the bar chart."""
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    base = params.get("none", next(iter(params.values())))[0]
-    keys = [f"dice_{o.replace(' ', '_')}" for o in _COLUMNS]
-    summary: dict[str, list[tuple[float, float]]] = {o: [] for o in _COLUMNS}
+def _summary(rows: Sequence[Mapping[str, Any]], variants: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
+    """(mean, sd) over test folds and seeds per column and variant."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for organ in _COLUMNS:
+        key = f"dice_{organ.replace(' ', '_')}"
+        out[organ] = [mean_sd([r[key] for r in rows if r["variant"] == v]) for v in variants]
+    out["score"] = [mean_sd([r["score"] for r in rows if r["variant"] == v]) for v in variants]
+    return out
+
+
+def ablation_markdown(results: Mapping[str, Any]) -> str:
+    """The markdown of ``ablation.md``, rendered from ``results.json`` alone."""
+    nets = results["networks"]
+    variants = list(nets)
+    base = nets[results["baseline"]]["parameters"]
+    summary = results["summary"]
     table = []
-    for v in variants:
-        vr = [r for r in rows if r["variant"] == v]
-        cells = [v, f"{params[v][0]:,}", f"{100.0 * (params[v][0] - base) / base:+.2f} %", str(len(vr))]
-        for organ, key in zip(_COLUMNS, keys, strict=True):
-            m, sd = mean_sd([r[key] for r in vr])
-            summary[organ].append((m, sd))
-            cells.append(f"{fmt(m)} ± {fmt(sd)}")
-        m, sd = mean_sd([r["score"] for r in vr])
-        cells.append(f"{fmt(m, '{:.1f}')} ± {fmt(sd, '{:.1f}')}")
+    for i, v in enumerate(variants):
+        cells = [v, f"{nets[v]['parameters']:,}", f"{100.0 * (nets[v]['parameters'] - base) / base:+.2f} %",
+                 str(len(nets[v]["runs"]))]
+        cells += [f"{fmt(summary[o][i][0])} ± {fmt(summary[o][i][1])}" for o in _COLUMNS]
+        cells.append(f"{fmt(summary['score'][i][0], '{:.1f}')} ± {fmt(summary['score'][i][1], '{:.1f}')}")
         table.append(cells)
-    header = ["variant", "parameters", "overhead", "folds", *(f"Dice {o}" for o in _COLUMNS[:-1]), "mean Dice",
+    header = ["variant", "parameters", "overhead", "runs", *(f"Dice {o}" for o in _COLUMNS[:-1]), "mean Dice",
               "CHAOS score"]
-    text = "\n".join([
+    splits = [f"test fold {s['test_fold']} (validation fold {s['validation_fold']}, training folds "
+              f"{s['training_folds']}: {len(s['training_cases'])} / {len(s['validation_cases'])} / "
+              f"{len(s['test_cases'])} cases)" for s in results["splits"]]
+    untestable = [c for c in results["comparison"] if c["p_value"] is None]
+    parts = [
         "# scSE ablation (cf. Roy et al., TMI 2019, Tables II and III)",
         "",
-        f"Data: `{settings['dataset_dir']}`; folds {settings['folds']} (each held out once: trained on the others, "
-        f"evaluated on it with the CHAOS metrics); bundle overrides: `{json.dumps(settings['overrides'])}`. "
-        "Values: mean ± sd across folds of each fold's mean over its cases (an organ absent from every case of a "
-        "fold, e.g. kidneys/spleen in CT-only folds, leaves that fold out of that column).",
+        f"Data: `{results['dataset_dir']}`. Nested cross-validation by patient: " + "; ".join(splits) + ". The "
+        "validation fold only selects `models/model.pt` (best validation Dice); the numbers below are from the test "
+        f"folds. Seeds {results['seeds']}; bundle files `{'`, `'.join(results['configs'])}`, overrides "
+        f"`{json.dumps(results['overrides'])}`.",
+        "",
+        "Mean ± sd over test folds and seeds of each run's mean over its test cases (an organ absent from every test "
+        "case of a fold, e.g. kidneys/spleen in a CT-only fold, leaves that run out of that column):",
         "",
         markdown_table(header, table),
         "",
+        f"## Paired comparison with `{results['baseline']}` on the {len(results['test_cases'])} test cases",
+        "",
+        "Per-case difference (variant - baseline; each case averaged over seeds), per organ and overall: mean with a "
+        "percentile-bootstrap 95 % CI and the two-sided Wilcoxon signed-rank p-value.",
+        "",
+    ]
+    for v in variants:
+        rows = [c for c in results["comparison"] if c["variant"] == v]
+        if rows:
+            parts += [f"### {v}", "", comparison_table(rows), ""]
+    if untestable:
+        parts += [f"No p-value where marked n/a: {untestable[0]['reason']}.", ""]
+    parts += [
         "Variants: none = MONAI UNet; cse = channel SE (r = 2); sse = spatial SE; scse = both, max-out (the TMI "
         "default); scse_add / scse_mul / scse_concat = the other aggregations of Table II.",
         "",
         "![Dice per organ](ablation.png)",
         "",
-        "Per fold: `ablation.csv`; runs: `runs/<variant>/fold<k>/`.",
+        "Per run: `ablation.csv`; everything: `results.json`; runs: `runs/<variant>/test<k>/seed<s>/`.",
         "",
-    ])
-    return text, summary
+    ]
+    return "\n".join(parts)
 
 
 def _rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["variant", "fold"], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["variant", "test_fold", "seed"],
+                            lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def _check_request(dataset_dir: Path, variants: Sequence[str], folds: Sequence[int] | None,
+                   seeds: Sequence[int]) -> tuple[list[int], list[int]]:
+    """(all folds of the datalist, the test folds asked for), after checking the request."""
+    from scse_monai.data import datalist_folds
+
+    unknown = [v for v in variants if v not in SE_VARIANTS]
+    if unknown or not variants:
+        raise InvalidInputError(f"variants {unknown or list(variants)}; expected some of {list(SE_VARIANTS)}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise InvalidInputError(f"--seeds {list(seeds)}; expected one or more distinct seeds")
+    datalist = dataset_dir / "datalist.json"
+    if not datalist.is_file():
+        raise InvalidInputError("no datalist.json; expected the output folder of `scse-monai convert`", dataset_dir)
+    available = datalist_folds(datalist)
+    if len(available) < 3:
+        raise InvalidInputError(
+            f"the datalist has folds {available}; nested cross-validation needs three or more (training, validation, "
+            "test): convert with --folds 3 or more", dataset_dir)
+    chosen = list(available if folds is None else folds)
+    if not chosen or any(f not in available for f in chosen):
+        raise InvalidInputError(f"--folds {chosen}; the datalist has folds {available}", dataset_dir)
+    return available, chosen
 
 
 def run_ablation(
@@ -128,67 +181,98 @@ def run_ablation(
     out_dir: str | os.PathLike,
     variants: Sequence[str] = DEFAULT_VARIANTS,
     folds: Sequence[int] | None = None,
+    seeds: Sequence[int] = (0,),
+    configs: Sequence[str | os.PathLike] = (),
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train and evaluate every variant on every fold through the bundle; returns the path of ``ablation.md``.
+    """Train and evaluate every variant on every test fold and seed through the bundle; returns ``ablation.md``.
 
     Args:
-        dataset_dir: converted data set (folder of ``datalist.json``).
+        dataset_dir: converted data set (folder of ``datalist.json``, three or more folds).
         out_dir: output folder.
-        variants: names in :data:`scse_monai.apps.experiment.SE_VARIANTS`.
-        folds: folds to hold out in turn; defaults to every fold of the datalist.
-        overrides: bundle overrides shared by all runs (``epochs``, ``pixdim``, ``network_def#channels``, ...).
+        variants: names in :data:`scse_monai.apps.experiment.SE_VARIANTS`; ``"none"``, if present, is the baseline
+            of the paired comparisons (else the first variant).
+        folds: test folds, each in turn; defaults to every fold of the datalist.
+        seeds: training seeds.
+        configs: bundle override files merged onto ``train.json`` (names in ``bundle/configs`` or paths).
+        overrides: bundle overrides shared by all runs (``epochs``, ``pixdim``, ``network_def#channels``, ...);
+            ``modalities`` is honoured in the case groups of ``results.json`` when given here (not in a file).
         progress: show progress bars.
 
     Raises:
-        InvalidInputError: for an unknown variant, a fold not in the datalist, or a missing data set.
+        InvalidInputError: for an unknown variant, a fold not in the datalist, fewer than three folds, no seeds, or
+            a missing data set.
     """
     from tqdm.auto import tqdm
 
     from scse_monai.apps.figures import plot_ablation
+    from scse_monai.data import next_fold
     from scse_monai.networks import count_parameters, count_se_parameters
 
     dataset_dir, out = Path(dataset_dir).resolve(), Path(out_dir)
-    unknown = [v for v in variants if v not in SE_VARIANTS]
-    if unknown or not variants:
-        raise InvalidInputError(f"variants {unknown or list(variants)}; expected some of {list(SE_VARIANTS)}")
-    available = _dataset_folds(dataset_dir)
-    folds = list(available if folds is None else folds)
-    if not folds or any(f not in available for f in folds):
-        raise InvalidInputError(f"--folds {folds}; the datalist has folds {available}", dataset_dir)
-    if len(available) < 2:
-        raise InvalidInputError("the datalist has one fold; convert with --folds 2 or more", dataset_dir)
+    available, test_folds = _check_request(dataset_dir, variants, folds, seeds)
+    datalist = dataset_dir / "datalist.json"
     overrides = dict(overrides or {})
-    results: dict[str, dict[int, dict[str, Any]]] = {v: {} for v in variants}
-    params: dict[str, tuple[int, int]] = {}
-    jobs = [(v, f) for v in variants for f in folds]
+    configs = [str(c) for c in configs]
+    baseline = BASELINE if BASELINE in variants else variants[0]
+    splits = []
+    for t in test_folds:
+        v = next_fold(datalist, t)
+        groups = case_groups(datalist, v, t, overrides.get("modalities"))
+        training_folds = [f for f in available if f not in (v, t)]
+        splits.append({"test_fold": t, "validation_fold": v, "training_folds": training_folds,
+                       **{f"{k}_cases": c for k, c in groups.items()}})
+    networks: dict[str, dict[str, Any]] = {v: {"se": SE_VARIANTS[v], "runs": []} for v in variants}
+    per_seed: dict[str, dict[int, dict[str, Any]]] = {v: {s: {} for s in seeds} for v in variants}
+    jobs = [(v, split, s) for v in variants for split in splits for s in seeds]
     bar = tqdm(jobs, desc="ablate", unit="run", disable=not progress)
     try:
-        for variant, fold in jobs:
-            bar.set_postfix_str(f"{variant} fold {fold}")
-            run_overrides = {**overrides, "fold": fold, "network_def#se": SE_VARIANTS[variant]}
-            run_dir = out / "runs" / variant / f"fold{fold}"
-            settings_json = json.dumps({"dataset_dir": str(dataset_dir), "overrides": run_overrides}, sort_keys=True)
-            prepare_run_dir(run_dir, settings_json)
-            metrics_file = run_dir / "eval" / "chaos_metrics.json"
-            if not (metrics_file.is_file() and (run_dir / "complete").is_file()):
-                train_run(run_dir, dataset_dir, run_overrides)
-                evaluate_run(run_dir, dataset_dir, run_overrides)
-                atomic_write_text(run_dir / "complete", "")
-            results[variant][fold] = json.loads(metrics_file.read_text())
-            if variant not in params:
-                net = build_network(run_overrides)
-                params[variant] = (count_parameters(net), count_se_parameters(net))
+        for variant, split, seed in jobs:
+            t = split["test_fold"]
+            bar.set_postfix_str(f"{variant} test fold {t} seed {seed}")
+            run_overrides = {**overrides, "seed": seed, "fold": split["validation_fold"], "test_fold": t,
+                             "network_def#se": SE_VARIANTS[variant]}
+            run_dir = out / "runs" / variant / f"test{t}" / f"seed{seed}"
+            prepare_run_dir(run_dir, json.dumps({"dataset_dir": str(dataset_dir), "configs": configs,
+                                                 "overrides": run_overrides}, sort_keys=True))
+            complete = run_dir / "complete"
+            if not complete.is_file() or "parameters" not in networks[variant]:
+                if not complete.is_file():
+                    train_run(run_dir, dataset_dir, configs, run_overrides)
+                workflow = evaluate_run(run_dir, dataset_dir, configs, run_overrides)
+                atomic_write_text(complete, "")
+                net = workflow.evaluator.network
+                networks[variant].update(parameters=count_parameters(net), se_parameters=count_se_parameters(net))
+            cases = read_case_metrics(run_dir)
+            per_seed[variant][seed].update(cases)
+            networks[variant]["runs"].append({"test_fold": t, "seed": seed,
+                                              "mean": summarise_seeds({seed: cases})["mean"]})
             bar.update()
     finally:
         bar.close()
+    for variant in variants:
+        networks[variant].update(summarise_seeds(per_seed[variant]))
+    results: dict[str, Any] = {
+        "kind": "ablation",
+        "dataset_dir": str(dataset_dir),
+        "splits": splits,
+        "test_cases": sorted(c for s in splits for c in s["test_cases"]),
+        "seeds": list(seeds),
+        "configs": ["train.json", *(Path(c).name if Path(c).suffix else f"{c}.json" for c in configs),
+                    "evaluate.json"],
+        "overrides": overrides,
+        "baseline": baseline,
+        "networks": networks,
+        "comparison": compare_to_baseline(networks, baseline),
+    }
     rows = ablation_rows(results)
-    settings = {"dataset_dir": str(dataset_dir), "folds": folds, "overrides": overrides}
-    markdown, summary = ablation_markdown(rows, params, settings)
+    results["summary"] = _summary(rows, variants)
+    atomic_write_text(out / "results.json", results_to_json(results))
+    results = json.loads((out / "results.json").read_text())
     atomic_write_text(out / "ablation.csv", _rows_csv(rows))
-    plot_ablation(list(variants), summary, out / "ablation.png")
-    return write_report(out, markdown, name="ablation", title="scSE ablation")
+    plot_ablation(list(variants), {o: results["summary"][o] for o in _COLUMNS}, out / "ablation.png")
+    return write_report(out, ablation_markdown(results), name="ablation", title="scSE ablation")
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -203,11 +287,15 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``scse-monai ablate``."""
-    parser.add_argument("data_dir", type=Path, help="converted data set (folder of datalist.json)")
+    parser.add_argument("data_dir", type=Path, help="converted data set (folder of datalist.json, 3 or more folds)")
     parser.add_argument("--out", type=Path, default=Path("ablation_output"), help="output folder")
-    parser.add_argument("--folds", type=int, nargs="+", help="folds to hold out in turn (default: all)")
+    parser.add_argument("--folds", type=int, nargs="+", help="test folds, each in turn (default: all)")
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(SE_VARIANTS),
                         help="SE variants (default: none cse sse scse)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="bundle override file merged onto train.json, a name in bundle/configs or a path, e.g. "
+                             "--config demo_quick (repeatable)")
     parser.add_argument("--epochs", type=int, help="training epochs per run (default: the bundle's)")
     parser.add_argument("--pixdim", type=float, nargs=2, help="in-plane resampling in mm (default: the bundle's)")
     parser.add_argument("--roi-size", type=int, nargs=2, help="training patch size (multiples of 16)")
@@ -216,7 +304,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-res-units", type=int, help="residual units per UNet block")
     parser.add_argument("--batch-size", type=int, help="volumes per training batch")
     parser.add_argument("--num-samples", type=int, help="slices sampled per volume")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=JSON",
                         help="any other bundle override, e.g. --set num_workers=0 (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -224,7 +311,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``scse-monai ablate``; prints ``report: <path>`` last."""
-    overrides: dict[str, Any] = {"seed": args.seed}
+    overrides: dict[str, Any] = {}
     for attr, key in (("epochs", "epochs"), ("pixdim", "pixdim"), ("roi_size", "roi_size"),
                       ("channels", "network_def#channels"), ("strides", "network_def#strides"),
                       ("num_res_units", "network_def#num_res_units"), ("batch_size", "batch_size"),
@@ -233,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[key] = value
     overrides.update(dict(args.set))
-    path = run_ablation(args.data_dir, args.out, args.variants, args.folds, overrides, progress=not args.quiet)
+    path = run_ablation(args.data_dir, args.out, args.variants, args.folds, args.seeds, args.config, overrides,
+                        progress=not args.quiet)
     print(f"report: {path}")
     return 0

@@ -1,19 +1,22 @@
-"""``scse-monai demo``: phantom -> convert -> train UNet and SEUNet with the bundle -> CHAOS evaluation -> report.
+"""``scse-monai demo``: phantom -> convert -> train UNet and SEUNet through the bundle -> test-fold metrics -> report.
 
-The README's first command. On a fresh clone and 2 CPU cores it:
+The README's first command, a thin runner over the bundle. On a fresh clone and 2 CPU cores it:
 
 1. writes a small synthetic data set in the CHAOS layout (:func:`scse_monai.apps.chaos.phantom.make_phantom`);
-2. converts it with the real converter (:func:`scse_monai.apps.chaos.convert.convert_chaos`; patient-level folds);
-3. trains the bundle (``bundle/configs/train.json``) twice with the same seed, data and budget: plain MONAI UNet
-   (``network_def#se`` null) and SEUNet with scSE (max-out, r = 2; Roy et al., TMI 2019);
-4. evaluates both with ``[train.json, evaluate.json]`` on the held-out patients (validation fold) with the CHAOS
-   metrics (Kavur et al., MedIA 2021);
-5. draws the figures: training curves, example predictions, sSE spatial attention maps (Roy et al., Fig. 7) and the
-   cSE channel excitations per organ and modality (SENet's "role of excitation" analysis, Hu et al. §7.2);
-6. writes ``DIR/report.md`` and ``DIR/report.html``.
+2. converts it with the real converter into patient-level folds (all sequences of a patient in one fold), which give
+   three disjoint patient groups: training folds, the validation fold (model selection: ``models/model.pt`` is the
+   epoch with the best validation Dice) and the test fold (the only numbers reported);
+3. trains the bundle (``train.json`` merged with the override file ``demo.json``, or ``demo_quick.json`` for
+   ``--quick``) for each seed: plain MONAI UNet (``network_def#se`` null) and SEUNet with scSE (max-out, r = 2;
+   Roy et al., TMI 2019), same data, seed and budget;
+4. evaluates every run with ``evaluate.json`` on the test fold with the CHAOS metrics (Kavur et al., MedIA 2021);
+   the first seed's evaluations run with an :class:`~scse_monai.apps.excitation_analysis.EvaluationCapture` on the
+   bundle's evaluator, which records the predictions and SE gates the figures show;
+5. compares the networks per test case (mean difference, bootstrap 95 % CI, Wilcoxon signed-rank;
+   :mod:`scse_monai.apps.stats`) and writes ``DIR/results.json``;
+6. draws the figures and renders ``DIR/report.md`` and ``DIR/report.html`` from ``results.json``.
 
-Every step shows a progress bar; the last line printed is ``report: <path>``. ``--quick`` shrinks everything
-(tiny phantom, one epoch, a small network) for tests.
+Every step shows a progress bar; the last line printed is ``report: <path>``.
 """
 
 from __future__ import annotations
@@ -29,442 +32,303 @@ from typing import Any
 
 import numpy as np
 
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.apps.experiment import (
     SE_VARIANTS,
-    RunResult,
-    build_network,
-    bundle_parser,
+    case_groups,
+    compare_to_baseline,
     evaluate_run,
-    load_run,
     median_epoch_time,
     prepare_run_dir,
+    read_case_metrics,
+    summarise_seeds,
     train_run,
 )
-from scse_monai.apps.report import fmt, markdown_table, organ_tables, parameter_table, write_report
+from scse_monai.apps.report import comparison_table, fmt, markdown_table, organ_tables, parameter_table, write_report
 from scse_monai.errors import InvalidInputError
-from scse_monai.metrics.chaos import ORGANS
+from scse_monai.metrics.tables import results_to_json
 from scse_monai.utils.io import atomic_write_text
 
 __all__ = [
     "NETWORKS",
+    "BASELINE",
+    "FIGURES",
     "DemoSettings",
     "demo_settings",
-    "se_layer_labels",
-    "analyse_networks",
-    "excitation_spread",
+    "summary_markdown",
     "build_demo_report",
     "run_demo",
     "add_arguments",
     "run",
 ]
 
-#: the two networks of the demo: name -> ``network_def#se``.
+#: the two networks of the demo: name -> ``network_def#se``; the first is the baseline of the comparison.
 NETWORKS: dict[str, Any] = {"UNet": SE_VARIANTS["none"], "SEUNet": SE_VARIANTS["scse"]}
-
-#: bundle overrides of the default demo: the phantom's ~3 mm pixels, whole 128 x 128 slices as patches, a network
-#: smaller than the bundle's default (same for both runs), 6 iterations of 16 slices per epoch (2 volumes x 8
-#: class-balanced slices) for 60 epochs (about 7 minutes on 2 idle cores): 20 epochs of 3 iterations learnt the liver
-#: only (kidneys and spleen Dice 0), 40 epochs of 6 reached mean Dice 0.60 (UNet) / 0.71 (SEUNet).
-DEFAULT_OVERRIDES: dict[str, Any] = {
-    "epochs": 60,
-    "lr_step_size": 24,
-    "pixdim": [3.0, 3.0],
-    "roi_size": [128, 128],
-    "batch_size": 2,
-    "num_samples": 8,
-    "cache_rate": 1.0,
-    "num_workers": 0,
-    "val_sw_batch_size": 16,
-    "network_def#channels": [16, 32, 64, 128, 256],
-    "network_def#strides": [2, 2, 2, 2],
-    "network_def#num_res_units": 1,
-}
-
-#: ``--quick``: a tiny phantom, one epoch, 64 x 64 patches at 6 mm, a 4-level network with 8..64 channels.
-QUICK_OVERRIDES: dict[str, Any] = {
-    "epochs": 1,
-    "pixdim": [6.0, 6.0],
-    "roi_size": [64, 64],
-    "batch_size": 2,
-    "num_samples": 2,
-    "cache_rate": 1.0,
-    "num_workers": 0,
-    "val_sw_batch_size": 16,
-    "network_def#channels": [8, 16, 32, 64],
-    "network_def#strides": [2, 2, 2],
-    "network_def#num_res_units": 1,
-}
+BASELINE = "UNet"
 
 #: figures written by the demo (file names in the output folder).
 FIGURES = {
     "curves": "curves.png",
+    "paired": "paired_dice.png",
     "examples": "examples.png",
     "spatial": "sse_attention.png",
     "cse_organ": "cse_by_organ.png",
     "cse_modality": "cse_by_modality.png",
 }
 
+#: configuration values quoted in the report (read from the merged configuration of the run).
+_REPORTED_CONFIG = ("epochs", "pixdim", "roi_size", "batch_size", "num_samples", "learning_rate",
+                    "network_def#channels", "network_def#num_res_units")
+
 
 @dataclass
 class DemoSettings:
-    """Everything that determines a demo run (written to ``DIR/demo_settings.json``).
+    """What determines a demo run besides the bundle override file (written to ``results.json``).
 
     Attributes:
+        config: the bundle override file merged onto ``train.json`` (``demo`` or ``demo_quick``).
         n_ct: CT phantom patients.
-        n_mr: MR phantom patients (3 series each: T1 in/out phase, T2-SPIR).
-        size: in-plane CT size of the phantom (MR: half); ``None`` for 128 / 96.
-        folds: patient-level folds of the conversion; ``fold`` is held out (validation and evaluation).
-        fold: the held-out fold.
-        seed: phantom, fold and training seed.
-        overrides: bundle overrides shared by both networks.
+        n_mr: MR phantom patients (3 sequences each: T1 in/out phase, T2-SPIR).
+        size: in-plane CT size of the phantom (MR: 3/4 of it); ``None`` for 128 / 96.
+        folds: patient-level folds of the conversion.
+        fold: the validation fold (model selection).
+        test_fold: the test fold (reported numbers).
+        data_seed: phantom and fold-assignment seed.
+        seeds: training seeds (one run per network and seed).
+        epochs: overrides the file's ``epochs`` if set.
     """
 
-    n_ct: int = 4
-    n_mr: int = 4
+    config: str = "demo"
+    n_ct: int = 6
+    n_mr: int = 6
     size: int | None = None
-    folds: int = 4
-    fold: int = 0
-    seed: int = 0
-    overrides: dict[str, Any] = field(default_factory=dict)
+    folds: int = 3
+    fold: int = 1
+    test_fold: int = 0
+    data_seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    epochs: int | None = None
 
-    def run_overrides(self, se: Any) -> dict[str, Any]:
-        """The bundle overrides of one network."""
-        return {**self.overrides, "seed": self.seed, "fold": self.fold, "network_def#se": se}
+    def run_overrides(self, se: Any, seed: int) -> dict[str, Any]:
+        """The bundle overrides of one run (on top of :attr:`config`)."""
+        extra = {} if self.epochs is None else {"epochs": self.epochs}
+        return {**extra, "seed": seed, "fold": self.fold, "test_fold": self.test_fold, "network_def#se": se}
 
 
-def demo_settings(quick: bool = False, epochs: int | None = None, seed: int = 0) -> DemoSettings:
-    """The default (or ``--quick``) settings, optionally with another number of epochs."""
+def demo_settings(quick: bool = False, epochs: int | None = None, seeds: Sequence[int] | None = None) -> DemoSettings:
+    """The default (or ``--quick``) settings, optionally with other epochs and seeds."""
     if quick:
-        settings = DemoSettings(n_ct=2, n_mr=2, size=64, folds=2, seed=seed, overrides=dict(QUICK_OVERRIDES))
+        settings = DemoSettings(config="demo_quick", n_ct=3, n_mr=3, size=64, seeds=[0])
     else:
-        settings = DemoSettings(seed=seed, overrides=dict(DEFAULT_OVERRIDES))
+        settings = DemoSettings()
     if epochs is not None:
         if epochs < 1:
             raise InvalidInputError(f"--epochs {epochs}; expected a positive number")
-        settings.overrides["epochs"] = epochs
-        if "lr_step_size" in settings.overrides:
-            settings.overrides["lr_step_size"] = max(1, round(epochs * 0.4))
+        settings.epochs = epochs
+    if seeds is not None:
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise InvalidInputError(f"--seeds {list(seeds)}; expected one or more distinct seeds")
+        settings.seeds = list(seeds)
     return settings
 
 
-def se_layer_labels(net: Any) -> dict[str, str]:
-    """Readable labels of a network's SE layers, in forward order: ``enc1 (16 ch)``, ..., ``bottleneck``, ``dec``.
+def summary_markdown(results: Mapping[str, Any]) -> str:
+    """The headline of a demo's ``results.json``: mean over organs per network, and the paired differences.
 
-    For :class:`~scse_monai.networks.nets.SEUNet` the registration order is encoders, bottleneck, decoders (deepest
-    first); other networks get ``SE1``, ``SE2``, ... with the channel count where known.
+    Used at the top of the report and for the README's results table.
     """
-    from scse_monai.networks import iter_se_layers
+    from scse_monai.apps.stats import MIN_TEST_CASES, mean_sd
 
-    layers = list(iter_se_layers(net))
-    channels = getattr(net, "channels", None)
-    labels: dict[str, str] = {}
-    if channels is not None and hasattr(net, "se_bottleneck"):
-        n_down = len(channels) - 1
-        names = [f"enc{i + 1} ({channels[i]} ch)" for i in range(n_down)]
-        if net.se_bottleneck:
-            names.append(f"bottleneck ({channels[-1]} ch)")
-        # up layer i (i = n_down - 1 ... 1) outputs channels[i - 1]; the top up layer (logits) has no SE
-        names += [f"dec{i} ({channels[i - 1]} ch)" for i in range(n_down - 1, 0, -1)]
-        if len(names) == len(layers):
-            return {name: label for (name, _), label in zip(layers, names, strict=True)}
-    for i, (name, layer) in enumerate(layers):
-        fc = getattr(getattr(layer, "cse", layer), "fc", None)
-        c = getattr(fc[-2], "out_features", None) if fc is not None else None
-        labels[name] = f"SE{i + 1}" + (f" ({c} ch)" if c else "")
-    return labels
-
-
-def _dominant_organ(label_slice: np.ndarray, min_pixels: int) -> str | None:
-    counts = np.bincount(label_slice.ravel().astype(np.int64), minlength=5)[1:5]
-    if counts.max() < min_pixels:
-        return None
-    return ORGANS[int(counts.argmax()) + 1]
-
-
-def excitation_spread(per_slice: Sequence[np.ndarray], groups: Sequence[str | None]) -> dict[str, Any]:
-    """How much the mean channel gates of one layer differ between groups of slices.
-
-    Args:
-        per_slice: cSE gate vector (C,) per slice.
-        groups: group of each slice (``None``: not used).
-
-    Returns:
-        ``{"means": {group: (C,) mean gate}, "counts": {group: n}, "between": mean over channels of the standard
-        deviation of the group means, "within": mean over channels of the pooled within-group standard deviation,
-        "ratio": between / within}``. Groups with fewer than 2 slices are left out; NaN values when fewer than 2
-        groups remain.
-    """
-    by_group: dict[str, list[np.ndarray]] = {}
-    for gate, group in zip(per_slice, groups, strict=True):
-        if group is not None:
-            by_group.setdefault(group, []).append(np.asarray(gate, dtype=np.float64))
-    by_group = {g: v for g, v in sorted(by_group.items()) if len(v) >= 2}
-    means = {g: np.mean(v, axis=0) for g, v in by_group.items()}
-    out: dict[str, Any] = {"means": means, "counts": {g: len(v) for g, v in by_group.items()}}
-    if len(means) < 2:
-        out.update(between=float("nan"), within=float("nan"), ratio=float("nan"))
-        return out
-    between = float(np.std(np.stack(list(means.values())), axis=0).mean())
-    resid = np.concatenate([np.asarray(v) - means[g] for g, v in by_group.items()])
-    within = float(np.sqrt((resid**2).sum(axis=0) / max(1, len(resid) - len(means))).mean())
-    out.update(between=between, within=within, ratio=between / within if within > 0 else float("nan"))
-    return out
-
-
-def _prepared_slices(settings: DemoSettings, dataset_dir: Path, run_dir: Path) -> list[dict[str, Any]]:
-    """Validation volumes through the bundle's own ``validate#preprocessing``, cut into roi-sized 2D slices."""
-    import torch
-    from monai.transforms import ResizeWithPadOrCrop
-
-    overrides = {**settings.run_overrides(None), "bundle_root": str(run_dir), "dataset_dir": str(dataset_dir)}
-    parser = bundle_parser(overrides)
-    preprocessing = parser.get_parsed_content("validate#preprocessing")
-    roi = list(settings.overrides.get("roi_size", parser.get_parsed_content("roi_size")))
-    crop = ResizeWithPadOrCrop(spatial_size=roi)
-    volumes = []
-    for entry in parser.get_parsed_content("val_datalist"):
-        data = preprocessing(dict(entry))
-        image, label = torch.as_tensor(data["image"]), torch.as_tensor(data["label"])
-        # slices along the last axis -> (Z, 1, X, Y), cropped/padded like the network's training patches
-        img = torch.stack([torch.as_tensor(crop(image[..., k])) for k in range(image.shape[-1])])
-        lab = torch.stack([torch.as_tensor(crop(label[..., k])) for k in range(label.shape[-1])])
-        case = Path(entry["image"]).name.split(".")[0]
-        volumes.append({"case": case, "modality": entry.get("modality", "auto"), "image": img.float(),
-                        "label": lab[:, 0].numpy().astype(np.uint8)})
-    return volumes
-
-
-def analyse_networks(
-    settings: DemoSettings, dataset_dir: Path, runs: Mapping[str, Path], min_pixels: int = 20
-) -> dict[str, Any]:
-    """Predictions of every run on the held-out slices, and the SE gates of the networks that have SE layers.
-
-    Returns:
-        ``{"examples": [...], "predictions": {name: [...]}, "spatial": [{layer: map}], "channel": {name: {...}}}``
-        ready for :mod:`scse_monai.apps.figures`; ``"channel"`` holds per SE network ``{"labels": {layer: label},
-        "organ": {layer: spread}, "modality": {layer: spread}}`` (see :func:`excitation_spread`).
-    """
-    import torch
-
-    from scse_monai.handlers import load_weights_only
-    from scse_monai.networks.excitation import ExcitationRecorder
-
-    first_run = next(iter(runs.values()))
-    volumes = _prepared_slices(settings, dataset_dir, first_run)
-    # Examples: the slice with the largest area of each organ, taken from different cases where possible.
-    examples: list[dict[str, Any]] = []
-    used_cases: set[str] = set()
-    for value, organ in ORGANS.items():
-        best = None
-        for vi, vol in enumerate(volumes):
-            area = (vol["label"] == value).sum(axis=(1, 2))
-            k = int(area.argmax())
-            score = (vol["case"] not in used_cases, int(area[k]))
-            if area[k] >= min_pixels and (best is None or score > best[0]):
-                best = (score, vi, k)
-        if best is not None and len(examples) < 3:
-            _, vi, k = best
-            used_cases.add(volumes[vi]["case"])
-            examples.append({"volume": vi, "slice": k, "title": f"{volumes[vi]['case']} z={k} ({organ})",
-                             "image": volumes[vi]["image"][k, 0].numpy(), "label": volumes[vi]["label"][k]})
-    result: dict[str, Any] = {"examples": examples, "predictions": {}, "spatial": [], "channel": {}}
-    for name, run_dir in runs.items():
-        net = build_network(settings.run_overrides(NETWORKS[name]))
-        net.load_state_dict(load_weights_only(run_dir / "models" / "model.pt"), strict=True)
-        net.eval()
-        labels = se_layer_labels(net)
-        preds: list[np.ndarray] = []
-        gates: dict[str, list[np.ndarray]] = {layer: [] for layer in labels}
-        spatial: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-        wanted = {(ex["volume"], ex["slice"]) for ex in examples}
-        with ExcitationRecorder(net) as recorder, torch.no_grad():
-            for vi, vol in enumerate(volumes):
-                logits = net(vol["image"])
-                pred = logits.argmax(1).numpy().astype(np.uint8)
-                preds.append(pred)
-                for layer, rec in recorder.records.items():
-                    if rec.channel is not None:
-                        gates[layer].extend(rec.channel.numpy())
-                    for v, k in wanted:
-                        if v == vi and rec.spatial is not None:
-                            spatial.setdefault((v, k), {})[labels[layer]] = rec.spatial[k, 0].numpy()
-        result["predictions"][name] = [preds[ex["volume"]][ex["slice"]] for ex in examples]
-        if not labels:
+    nets, seeds = results["networks"], results["seeds"]
+    rows = []
+    for name, net in nets.items():
+        cells = [name, f"{net['parameters']:,}"]
+        for key, spec in (("dice", "{:.3f}"), ("score", "{:.1f}")):
+            _, sd = mean_sd([net["per_seed"][str(s)]["mean"].get("mean", {}).get(key) for s in seeds])
+            mean = net["mean"].get("mean", {}).get(key)
+            cells.append(f"{fmt(mean, spec)} (sd {fmt(sd, spec)})" if len(seeds) > 1 else fmt(mean, spec))
+        rows.append(cells)
+    spread = " (sd over seeds of the per-seed means)" if len(seeds) > 1 else ""
+    table = markdown_table(["network", "parameters", f"mean Dice{spread}", f"CHAOS score{spread}"], rows)
+    lines = [table, ""]
+    for c in results["comparison"]:
+        if c["organ"] != "overall":
             continue
-        modality = [vol["modality"] for vol in volumes for _ in range(len(vol["label"]))]
-        organ = [_dominant_organ(s, min_pixels) if vol["modality"] != "ct" else None
-                 for vol in volumes for s in vol["label"]]
-        result["channel"][name] = {
-            "labels": labels,
-            "organ": {labels[layer]: excitation_spread(g, organ) for layer, g in gates.items() if g},
-            "modality": {labels[layer]: excitation_spread(g, modality) for layer, g in gates.items() if g},
-        }
-        if spatial and not result["spatial"]:
-            order = list(labels.values())
-            # a few layers: the first and second encoder, the bottleneck (deepest) and the last decoder
-            picks = [order[i] for i in sorted({0, min(1, len(order) - 1), len(order) // 2, len(order) - 1})]
-            result["spatial"] = [{p: spatial[(ex["volume"], ex["slice"])][p] for p in picks
-                                  if p in spatial.get((ex["volume"], ex["slice"]), {})} for ex in examples]
-    return result
+        spec = "{:+.1f}" if c["metric"] == "score" else "{:+.3f}"
+        ci = c["ci95"]
+        ci_text = f"95 % CI [{fmt(ci[0], spec)}, {fmt(ci[1], spec)}]" if ci else "no CI"
+        why = "too few cases" if c["n_cases"] < MIN_TEST_CASES else "all differences zero"
+        p_text = f"Wilcoxon p = {c['p_value']:.3g}" if c["p_value"] is not None else f"no p-value ({why})"
+        metric = "CHAOS score" if c["metric"] == "score" else "Dice"
+        lines.append(f"- {c['variant']} - {c['baseline']}, {metric} (mean over organs) per test case: "
+                     f"{fmt(c['mean_difference'], spec)}, {ci_text}, {p_text}, n = {c['n_cases']} cases.")
+    return "\n".join(lines)
 
 
-def _verdict(unet: RunResult, seunet: RunResult) -> str:
-    u, s = unet.mean.get("mean", {}), seunet.mean.get("mean", {})
-    if not u or not s:
-        return "No evaluation results: no verdict."
-    organs = [o for o in ORGANS.values() if o in unet.mean and o in seunet.mean]
-    wins = [o for o in organs if seunet.mean[o]["dice"] > unet.mean[o]["dice"]]
-    d_score, d_dice = s["score"] - u["score"], s["dice"] - u["dice"]
-    who = "SEUNet" if d_score > 0 else "UNet" if d_score < 0 else "neither network"
-    return (
-        f"On these held-out phantom patients **{who} scored higher**: mean CHAOS score SEUNet "
-        f"{fmt(s['score'], '{:.1f}')} vs UNet {fmt(u['score'], '{:.1f}')} ({d_score:+.1f}), mean Dice "
-        f"{fmt(s['dice'])} vs {fmt(u['dice'])} ({d_dice:+.3f}); SEUNet had the higher Dice for "
-        f"{len(wins)} of {len(organs)} organs ({', '.join(wins) or 'none'}). This is one training run per network "
-        "with one seed on a few synthetic patients: differences of this size can come from the seed alone "
-        "(use `scse-monai ablate` with several folds for mean ± sd)."
-    )
+def _excitation_summary(channel: Mapping[str, Any]) -> dict[str, Any]:
+    """The spreads of :func:`~scse_monai.apps.excitation_analysis.channel_analysis` without the gate vectors."""
+    return {grouping: {layer: {k: spread[k] for k in ("between", "within", "ratio", "counts")}
+                       for layer, spread in channel[grouping].items()} for grouping in ("organ", "modality")}
 
 
-def _spread_section(channel: Mapping[str, Any]) -> str:
-    parts = []
-    for net_name, info in channel.items():
-        layers = list(info["organ"])
-        rows = []
-        for layer in layers:
-            o, m = info["organ"][layer], info["modality"][layer]
-            rows.append([layer, fmt(o["between"], "{:.4f}"), fmt(o["ratio"], "{:.2f}"),
-                         fmt(m["between"], "{:.4f}"), fmt(m["ratio"], "{:.2f}")])
-        parts.append(
-            f"Channel-gate spread per layer of {net_name} (forward order). *between*: mean over channels of the "
-            "standard deviation of the group means; *ratio*: between / pooled within-group standard deviation "
-            "(how separable the groups are, comparable across layers).\n\n"
-            + markdown_table(["layer", "organ: between", "organ: ratio", "modality: between", "modality: ratio"],
-                             rows)
-        )
-        counts = next((info["organ"][la]["counts"] for la in layers if info["organ"][la]["counts"]), {})
-        if counts:
-            parts.append("Organ groups (MR slices by their largest organ): "
-                         + ", ".join(f"{g} {n} slices" for g, n in counts.items()) + ".")
-        parts.append(_spread_verdict(info))
-    return "\n\n".join(parts)
+def _excitation_section(excitation: Mapping[str, Any]) -> str:
+    if not excitation or not excitation.get("organ"):
+        return "No cSE gates were recorded."
+    rows = []
+    for layer in excitation["organ"]:
+        o, m = excitation["organ"][layer], excitation["modality"][layer]
+        rows.append([layer, fmt(o["between"], "{:.4f}"), fmt(o["ratio"], "{:.2f}"), fmt(m["between"], "{:.4f}"),
+                     fmt(m["ratio"], "{:.2f}")])
+    counts = next((s["counts"] for s in excitation["organ"].values() if s["counts"]), {})
+    text = [
+        f"Channel-gate spread per layer of {excitation['network']} (seed {excitation['seed']}, forward order) over "
+        f"the test slices. *between*: mean over channels of the standard deviation of the group means; *ratio*: "
+        "between / pooled within-group standard deviation.",
+        "",
+        markdown_table(["layer", "organ: between", "organ: ratio", "modality: between", "modality: ratio"], rows),
+    ]
+    if counts:
+        text += ["", "Organ groups (MR slices by their largest organ): "
+                 + ", ".join(f"{g} {n} slices" for g, n in counts.items()) + "."]
+    return "\n".join(text)
 
 
-def _spread_verdict(info: Mapping[str, Any]) -> str:
-    layers = list(info["organ"])
-    ratios = [info["organ"][la]["ratio"] for la in layers]
-    finite = [(la, r) for la, r in zip(layers, ratios, strict=True) if np.isfinite(r)]
-    if len(finite) < 2:
-        return "Too few organ groups to compare layers."
-    enc = [(la, r) for la, r in finite if la.startswith(("enc", "bottleneck"))] or finite
-    first, deepest = enc[0], enc[-1]
-    top = max(finite, key=lambda t: t[1])
-    # a change under 20 % between two noisy statistics of a few dozen slices is not called a trend
-    if deepest[1] > 1.2 * first[1]:
-        trend, agrees = "rises", "consistent with"
-    elif deepest[1] < first[1] / 1.2:
-        trend, agrees = "falls", "the opposite of"
-    else:
-        trend, agrees = "stays about the same", "not the pattern SENet found on"
-    mod = [info["modality"][la]["ratio"] for la in layers]
-    mod_top = layers[int(np.nanargmax(mod))] if np.isfinite(mod).any() else "n/a"
-    return (
-        f"Measured: the organ separability of the channel gates {trend} with encoder depth "
-        f"({first[0]}: {first[1]:.2f} -> {deepest[0]}: {deepest[1]:.2f}; largest at {top[0]}: {top[1]:.2f}), which "
-        f"is {agrees} ImageNet (class-agnostic early layers, class-specific deeper ones, SENet §7.2). The gates "
-        f"separate the modalities (CT / T1 in / T1 out / T2) most at {mod_top}. On a few synthetic patients, "
-        "trained briefly, read this as a description of this model, not as evidence either way."
-    )
-
-
-def build_demo_report(
-    settings: DemoSettings,
-    results: Mapping[str, RunResult],
-    held_out: Sequence[str],
-    analysis: Mapping[str, Any],
-    total_s: float,
-) -> str:
-    """The markdown of ``report.md`` (figures are referenced by the names in :data:`FIGURES`)."""
-    unet, seunet = results["UNet"], results["SEUNet"]
-    n_cases = len(unet.metrics.get("cases", {}))
-    ov = settings.overrides
+def build_demo_report(results: Mapping[str, Any]) -> str:
+    """The markdown of ``report.md``, rendered from ``results.json`` alone (figures by the names in FIGURES)."""
+    data, groups, cfg = results["data"], results["folds"], results["config"]
+    names = list(results["networks"])
+    nets = results["networks"]
+    seeds = results["seeds"]
+    comparisons = results["comparison"]
+    untestable = [c for c in comparisons if c["p_value"] is None]
+    load = results["machine"]["load_average"]
     lines = [
         "# scSE demo: MONAI UNet vs SEUNet on the CHAOS phantom",
         "",
-        f"Synthetic CHAOS-format data ({settings.n_ct} CT + {settings.n_mr} MR patients, seed {settings.seed}), "
-        f"converted with `scse-monai convert` into {settings.folds} patient-level folds; fold {settings.fold} is held "
-        f"out for validation and evaluation ({', '.join(held_out)}). Both networks were trained with the bundle's "
-        f"`train.json` and the same overrides: {ov.get('epochs')} epochs, seed {settings.seed}, pixdim "
-        f"{ov.get('pixdim')}, roi {ov.get('roi_size')}, channels {ov.get('network_def#channels')}, "
-        f"num_res_units {ov.get('network_def#num_res_units')}; only `network_def#se` differs (UNet: null, SEUNet: "
-        f"scSE, max-out, r = 2, after every encoder, the bottleneck and every decoder but the last). Total run "
-        f"time {total_s / 60:.1f} min.",
+        "## Protocol",
         "",
-        f"## CHAOS metrics on the held-out patients (mean over {n_cases} cases)",
+        f"Synthetic CHAOS-format data ({data['n_ct']} CT + {data['n_mr']} MR patients, data seed "
+        f"{data['data_seed']}), converted with `scse-monai convert` into {data['folds']} patient-level folds (all "
+        "sequences of a patient in one fold), giving three disjoint groups:",
         "",
-        "Evaluated with the bundle's `evaluate.json` on `models/model.pt` (the epoch with the best validation Dice "
-        "on these same held-out patients, for both networks alike) in the original voxel grid. The CHAOS CT Ground "
-        "marks the liver only, so kidneys and spleen are scored on the MR cases.",
+        f"- training (folds {groups['training']}): {len(results['training_cases'])} cases;",
+        f"- validation (fold {groups['validation']}, model selection only: `models/model.pt` is the epoch with the "
+        f"best validation Dice): {', '.join(results['validation_cases'])};",
+        f"- test (fold {groups['test']}, the only numbers reported): {', '.join(results['test_cases'])}.",
         "",
-        organ_tables({"UNet": unet.mean, "SEUNet": seunet.mean}),
+        f"Both networks were trained through the bundle (`{'`, `'.join(results['configs'])}`) with seeds "
+        f"{seeds}: {cfg.get('epochs')} epochs, pixdim {cfg.get('pixdim')}, roi {cfg.get('roi_size')}, batch "
+        f"{cfg.get('batch_size')} x {cfg.get('num_samples')} slices, channels {cfg.get('network_def#channels')}, "
+        f"num_res_units {cfg.get('network_def#num_res_units')}; only `network_def#se` differs (UNet: null, "
+        "SEUNet: scSE, max-out, r = 2). Total run time "
+        f"{results['time_s'] / 60:.1f} min on {results['machine']['cpus']} CPUs (load average "
+        f"{load[0]:.2f} at the start, {load[1]:.2f} at the end).",
         "",
-        _verdict(unet, seunet),
+        "## Result",
+        "",
+        summary_markdown(results),
+        "",
+        f"## CHAOS metrics on the test fold (mean over {len(results['test_cases'])} cases and {len(seeds)} seed(s))",
+        "",
+        "Each case's metrics are averaged over the seeds, then over the cases. The CHAOS CT Ground marks the liver "
+        "only, so kidneys and spleen are scored on the MR cases.",
+        "",
+        organ_tables({n: nets[n]["mean"] for n in names}),
+        "",
+        "Mean over organs, per seed (mean over the test cases):",
+        "",
+        markdown_table(["network", *(f"seed {s}: Dice" for s in seeds), *(f"seed {s}: score" for s in seeds)],
+                       [[n, *(fmt(nets[n]["per_seed"][str(s)]["mean"].get("mean", {}).get("dice")) for s in seeds),
+                         *(fmt(nets[n]["per_seed"][str(s)]["mean"].get("mean", {}).get("score"), "{:.1f}")
+                           for s in seeds)] for n in names]),
+        "",
+        f"## Paired comparison: {names[-1]} - {results['baseline']} per test case",
+        "",
+        "Difference of the per-case values (averaged over seeds), per organ and overall (each case's mean over its "
+        "organs): mean with a percentile-bootstrap 95 % CI, and the two-sided Wilcoxon signed-rank p-value.",
+        "",
+        comparison_table(comparisons),
+        "",
+        *([f"No p-value where marked n/a: {untestable[0]['reason']}.", ""] if untestable else []),
+        f"![per-case Dice of both networks]({FIGURES['paired']})",
         "",
         "## Size and speed",
         "",
-        parameter_table({n: (r.parameters, r.se_parameters) for n, r in results.items()},
-                        {n: median_epoch_time(r.history) for n, r in results.items()}, baseline="UNet"),
+        parameter_table({n: (nets[n]["parameters"], nets[n]["se_parameters"]) for n in names},
+                        {n: nets[n]["seconds_per_epoch"] for n in names}, baseline=results["baseline"]),
         "",
-        "Seconds per epoch: median over epochs of training plus validation (history.json), on this machine's CPU "
-        "(shared with other work, so timings are indicative).",
+        "Seconds per epoch: median over epochs and seeds of training plus validation (history.json), on this "
+        "machine's CPU (timings depend on its load).",
         "",
         "## Training curves",
         "",
         f"![training loss and validation Dice]({FIGURES['curves']})",
         "",
-        "## Example slices",
+        "## Example test slices",
         "",
-        "Held-out slices with the largest area of an organ: image, ground truth, UNet and SEUNet predictions.",
+        f"Test slices with the largest area of an organ: image, ground truth and the predictions of seed {seeds[0]} "
+        "as the bundle's evaluator made them (preprocessed grid).",
         "",
         f"![examples]({FIGURES['examples']})",
         "",
         "## sSE spatial attention",
         "",
-        "The spatial gate sigmoid(q) of a few SEUNet layers over the same slices (bright: kept, dark: suppressed; "
-        "cf. Roy et al., TMI 2019, Fig. 7).",
+        "The spatial gate sigmoid(q) of a few SEUNet layers over the same slices as the network saw them (bright: "
+        "kept, dark: suppressed; cf. Roy et al., TMI 2019, Fig. 7).",
         "",
         f"![sSE attention maps]({FIGURES['spatial']})",
         "",
         "## cSE channel excitations",
         "",
-        "Mean channel gate per layer for groups of held-out slices, as in SENet's Fig. 6 (Hu et al., §7.2): MR slices "
-        "grouped by their largest organ (CT slices are left out there, their Ground has only the liver) and all slices "
-        "grouped by modality; the dashed line is the mean over all grouped slices.",
+        "Mean channel gate per layer for groups of test slices, as in SENet's Fig. 6 (Hu et al., §7.2): MR slices "
+        "grouped by their largest organ (CT slices are left out there, their Ground has only the liver) and all "
+        "slices grouped by modality; the dashed line is the mean over all grouped slices.",
         "",
         f"![cSE gates by organ]({FIGURES['cse_organ']})",
         "",
         f"![cSE gates by modality]({FIGURES['cse_modality']})",
         "",
-        _spread_section(analysis.get("channel", {})),
+        _excitation_section(results.get("excitation", {})),
         "",
         "## Files",
         "",
-        "- `runs/unet/`, `runs/seunet/`: bundle roots (`models/model.pt`, `eval/history.json`, "
-        "`eval/chaos_metrics.json`/`.csv`).",
+        "- `results.json`: everything above (case groups, per-case metrics per seed, comparisons).",
+        "- `runs/<network>/seed<k>/`: bundle roots (`models/model.pt`, `eval/history.json`, "
+        "`eval/chaos_metrics.json`).",
         "- `data/`: the converted phantom (`datalist.json`); `phantom/`: the CHAOS-format phantom.",
         "",
     ]
     return "\n".join(lines)
 
 
-def _figures(out: Path, results: Mapping[str, RunResult], analysis: Mapping[str, Any]) -> None:
+def _figures(out: Path, results: Mapping[str, Any], histories: Mapping[str, Any], captures: Mapping[str, Any]) -> None:
     from scse_monai.apps import figures
+    from scse_monai.apps.excitation_analysis import channel_analysis, pick_examples
 
-    figures.plot_training_curves({n: r.history for n, r in results.items()}, out / FIGURES["curves"])
-    examples = analysis["examples"]
-    figures.plot_examples(examples, analysis["predictions"], out / FIGURES["examples"])
-    figures.plot_spatial_attention(examples, analysis["spatial"] or [{} for _ in examples], out / FIGURES["spatial"])
-    channel = next(iter(analysis["channel"].values()), {"organ": {}, "modality": {}})
+    figures.plot_training_curves(histories, out / FIGURES["curves"])
+    nets = results["networks"]
+    baseline, variant = results["baseline"], [n for n in nets if n != results["baseline"]][-1]
+    figures.plot_paired(nets[baseline]["per_case"], nets[variant]["per_case"], baseline, variant,
+                        list(ORGANS.values()), out / FIGURES["paired"])
+    first = next(iter(captures.values()))
+    picks = pick_examples(first.volumes)
+    examples = [{"image": first.volumes[v]["image"][..., k], "label": first.volumes[v]["label"][..., k],
+                 "title": f"{first.volumes[v]['case']} z={k}"} for v, k in picks]
+    predictions = {n: [c.volumes[v]["pred"][..., k] for v, k in picks] for n, c in captures.items()}
+    figures.plot_examples(examples, predictions, out / FIGURES["examples"])
+    se_name = next((n for n, c in captures.items() if c.layers), None)
+    spatial_rows: list[dict[str, np.ndarray]] = [{} for _ in picks]
+    windows = [{"image": first.volumes[v]["windows"][k], "title": ex["title"]} for (v, k), ex in zip(picks, examples,
+                                                                                                    strict=True)]
+    channel = {"organ": {}, "modality": {}}
+    if se_name is not None:
+        capture = captures[se_name]
+        order = list(capture.layers)
+        chosen = [order[i] for i in sorted({0, min(1, len(order) - 1), len(order) // 2, len(order) - 1})]
+        spatial_rows = [{capture.layers[n]: capture.volumes[v]["spatial"][n][k] for n in chosen
+                         if n in capture.volumes[v]["spatial"]} for v, k in picks]
+        channel = channel_analysis(capture)
+    figures.plot_spatial_attention(windows, spatial_rows, out / FIGURES["spatial"])
     for key, grouping in (("cse_organ", "organ"), ("cse_modality", "modality")):
         gates = {}
         for layer, spread in channel[grouping].items():
@@ -476,9 +340,13 @@ def _figures(out: Path, results: Mapping[str, RunResult], analysis: Mapping[str,
 
 
 def run_demo(
-    out_dir: str | os.PathLike, quick: bool = False, epochs: int | None = None, seed: int = 0, progress: bool = True
+    out_dir: str | os.PathLike,
+    quick: bool = False,
+    epochs: int | None = None,
+    seeds: Sequence[int] | None = None,
+    progress: bool = True,
 ) -> Path:
-    """Run the whole demo into ``out_dir``; returns the path of ``report.md``.
+    """Run the whole demo into ``out_dir``; returns the path of ``report.md`` (``results.json`` beside it).
 
     Raises:
         InvalidInputError: for an unusable output folder or bundle.
@@ -487,50 +355,98 @@ def run_demo(
 
     from scse_monai.apps.chaos.convert import convert_chaos
     from scse_monai.apps.chaos.phantom import make_phantom
+    from scse_monai.apps.excitation_analysis import EvaluationCapture, channel_analysis
+    from scse_monai.handlers import read_history
+    from scse_monai.networks import count_parameters, count_se_parameters
 
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidInputError("is a file; expected an output folder", out)
-    settings = demo_settings(quick, epochs, seed)
+    settings = demo_settings(quick, epochs, seeds)
     settings_json = json.dumps(asdict(settings), sort_keys=True)
-    steps = ["phantom", "convert"] + [f"train {n}" for n in NETWORKS] + [f"evaluate {n}" for n in NETWORKS]
-    steps += ["figures", "report"]
-    bar = tqdm(steps, desc="demo", unit="step", disable=not progress)
-    runs = {name: out / "runs" / name.lower() for name in NETWORKS}
-    results: dict[str, RunResult] = {}
+    jobs = [(name, seed) for name in NETWORKS for seed in settings.seeds]
+    steps = ["phantom", "convert"] + [f"train {n} seed {s}" for n, s in jobs] + [f"evaluate {n} seed {s}"
+                                                                                 for n, s in jobs]
+    bar = tqdm(steps + ["figures", "report"], desc="demo", unit="step", disable=not progress)
+    runs = {(n, s): out / "runs" / n.lower() / f"seed{s}" for n, s in jobs}
     try:
         bar.set_postfix_str("phantom")
-        root = make_phantom(out / "phantom", n_ct=settings.n_ct, n_mr=settings.n_mr, seed=settings.seed,
+        root = make_phantom(out / "phantom", n_ct=settings.n_ct, n_mr=settings.n_mr, seed=settings.data_seed,
                             size=settings.size, progress=progress)
         bar.update()
         bar.set_postfix_str("convert")
-        report = convert_chaos(root, out / "data", folds=settings.folds, seed=settings.seed, progress=progress)
+        report = convert_chaos(root, out / "data", folds=settings.folds, seed=settings.data_seed, progress=progress)
         if report.failed:
             raise InvalidInputError(f"phantom conversion failed: {report.failed}", out / "data")
-        datalist = json.loads((out / "data" / "datalist.json").read_text())
-        held_out = sorted({e["case"] for e in datalist["training"] if e["fold"] == settings.fold})
-        if not held_out or len(held_out) == len(datalist["training"]):
-            raise InvalidInputError(f"fold {settings.fold} must hold some but not all cases", out / "data")
+        groups = case_groups(out / "data" / "datalist.json", settings.fold, settings.test_fold)
         bar.update()
-        for name, se in NETWORKS.items():
-            bar.set_postfix_str(f"train {name}")
-            prepare_run_dir(runs[name], json.dumps({"settings": settings_json, "se": se}, sort_keys=True))
-            train_run(runs[name], out / "data", settings.run_overrides(se))
+        for name, seed in jobs:
+            bar.set_postfix_str(f"train {name} seed {seed}")
+            overrides = settings.run_overrides(NETWORKS[name], seed)
+            prepare_run_dir(runs[name, seed], json.dumps({"settings": settings_json, "overrides": overrides},
+                                                         sort_keys=True))
+            train_run(runs[name, seed], out / "data", [settings.config], overrides)
             bar.update()
-        for name, se in NETWORKS.items():
-            bar.set_postfix_str(f"evaluate {name}")
-            evaluate_run(runs[name], out / "data", settings.run_overrides(se))
-            results[name] = load_run(name, runs[name], build_network(settings.run_overrides(se)))
+        per_seed: dict[str, dict[int, Any]] = {n: {} for n in NETWORKS}
+        captures: dict[str, EvaluationCapture] = {}
+        networks: dict[str, dict[str, Any]] = {}
+        config: dict[str, Any] = {}
+        for name, seed in jobs:
+            bar.set_postfix_str(f"evaluate {name} seed {seed}")
+            handlers = []
+            if seed == settings.seeds[0]:
+                captures[name] = EvaluationCapture()
+                handlers.append(captures[name])
+            try:
+                workflow = evaluate_run(runs[name, seed], out / "data", [settings.config],
+                                        settings.run_overrides(NETWORKS[name], seed), handlers)
+            finally:
+                for h in handlers:
+                    h.close()
+            per_seed[name][seed] = read_case_metrics(runs[name, seed])
+            if sorted(per_seed[name][seed]) != groups["test"]:
+                raise InvalidInputError(f"evaluated cases {sorted(per_seed[name][seed])}; expected the test fold's "
+                                        f"{groups['test']}", runs[name, seed])
+            if name not in networks:
+                net = workflow.evaluator.network
+                config = config or {k: workflow.parser.get_parsed_content(k) for k in _REPORTED_CONFIG}
+                networks[name] = {"se": NETWORKS[name], "parameters": count_parameters(net),
+                                  "se_parameters": count_se_parameters(net)}
             bar.update()
         bar.set_postfix_str("figures")
-        analysis = analyse_networks(settings, out / "data", runs)
-        _figures(out, results, analysis)
+        histories = {f"{n} seed {s}": read_history(runs[n, s] / "eval" / "history.json") for n, s in jobs}
+        for name in NETWORKS:
+            epoch_times = [median_epoch_time(histories[f"{name} seed {s}"]) for s in settings.seeds]
+            networks[name]["seconds_per_epoch"] = float(np.median(epoch_times))
+            networks[name].update(summarise_seeds(per_seed[name]))
+        se_name = next((n for n, c in captures.items() if c.layers), None)
+        results: dict[str, Any] = {
+            "kind": "demo",
+            "data": {"n_ct": settings.n_ct, "n_mr": settings.n_mr, "size": settings.size, "folds": settings.folds,
+                     "data_seed": settings.data_seed},
+            "folds": {"training": sorted(set(range(settings.folds)) - {settings.fold, settings.test_fold}),
+                      "validation": settings.fold, "test": settings.test_fold},
+            "training_cases": groups["training"],
+            "validation_cases": groups["validation"],
+            "test_cases": groups["test"],
+            "seeds": settings.seeds,
+            "configs": ["train.json", f"{settings.config}.json", "evaluate.json"],
+            "config": config,
+            "baseline": BASELINE,
+            "networks": networks,
+            "comparison": compare_to_baseline(networks, BASELINE),
+            "excitation": {} if se_name is None else {"network": se_name, "seed": settings.seeds[0],
+                                                      **_excitation_summary(channel_analysis(captures[se_name]))},
+        }
+        _figures(out, results, histories, captures)
         bar.update()
         bar.set_postfix_str("report")
-        atomic_write_text(out / "demo_settings.json", json.dumps(asdict(settings), indent=2) + "\n")
-        markdown = build_demo_report(settings, results, held_out, analysis, time.perf_counter() - t0)
-        path = write_report(out, markdown, title="scSE demo: UNet vs SEUNet")
+        results["time_s"] = time.perf_counter() - t0
+        results["machine"] = {"cpus": os.cpu_count(), "load_average": [load0, os.getloadavg()[0]]}
+        atomic_write_text(out / "results.json", results_to_json(results))
+        results = json.loads((out / "results.json").read_text())  # the report shows exactly what was saved
+        path = write_report(out, build_demo_report(results), title="scSE demo: UNet vs SEUNet")
         bar.update()
     finally:
         bar.close()
@@ -539,15 +455,28 @@ def run_demo(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``scse-monai demo``."""
+    from scse_monai.bundle_paths import bundle_config
+
+    default = demo_settings()
+    epochs = {}
+    for config in (default.config, "demo_quick"):
+        try:  # the help must not fail without a bundle; running then says what is missing
+            epochs[config] = json.loads(bundle_config(config).read_text()).get("epochs", "the bundle's")
+        except (InvalidInputError, OSError, ValueError):
+            epochs[config] = f"from {config}.json"
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
-    parser.add_argument("--quick", action="store_true", help="tiny phantom, 1 epoch, small network (about a minute)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs of both networks (default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="phantom, fold and training seed (default 0)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny phantom, one seed, bundle/configs/demo_quick.json (1 epoch; about a minute)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs of every run (default {epochs[default.config]}, from "
+                             f"bundle/configs/{default.config}.json; --quick: {epochs['demo_quick']})")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help=f"training seeds, one run per network and seed (default {default.seeds}; --quick: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``scse-monai demo``; prints ``report: <path>`` last."""
-    path = run_demo(args.out, quick=args.quick, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    path = run_demo(args.out, quick=args.quick, epochs=args.epochs, seeds=args.seeds, progress=not args.quiet)
     print(f"report: {path}")
     return 0

@@ -1,22 +1,21 @@
 """Train and evaluate through the repository's MONAI bundle, one ``bundle_root`` per run (for demo and ablate).
 
-Everything goes through :class:`monai.bundle.ConfigWorkflow` on ``bundle/configs/train.json`` (training, which writes
-``<run>/models/model.pt``, ``last.pt`` and ``<run>/eval/history.json``) and ``[train.json, evaluate.json]``
-(evaluation of ``model.pt`` on the validation fold, which writes ``<run>/eval/chaos_metrics.json``): the experiments
-use exactly the configs a user would run with ``python -m monai.bundle run``, only with overrides.
+Everything goes through :class:`monai.bundle.ConfigWorkflow` on ``bundle/configs/train.json`` plus override files
+(e.g. ``demo.json``; training writes ``<run>/models/model.pt``, selected on the validation fold, ``last.pt`` and
+``<run>/eval/history.json``) and the same files plus ``evaluate.json`` (evaluation of ``model.pt`` on the test fold,
+which writes ``<run>/eval/chaos_metrics.json``): the experiments use exactly the configs a user would run with
+``python -m monai.bundle run``, only with overrides. The workflows log through ``logging_quiet.conf`` (warnings only)
+so that progress bars stay readable.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
 import os
 import shutil
 import statistics
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,14 @@ from scse_monai.utils.io import atomic_write_text
 
 __all__ = [
     "SE_VARIANTS",
-    "RunResult",
-    "quiet_logging",
+    "QUIET_LOGGING",
     "bundle_workflow",
     "train_run",
     "evaluate_run",
-    "bundle_parser",
-    "build_network",
-    "load_run",
+    "read_case_metrics",
+    "case_groups",
+    "compare_to_baseline",
+    "summarise_seeds",
     "median_epoch_time",
     "prepare_run_dir",
 ]
@@ -49,69 +48,36 @@ SE_VARIANTS: dict[str, Any] = {
     "scse_concat": ["scse", {"r": 2, "aggregation": "concat"}],
 }
 
-# Loggers whose INFO output (per-iteration losses, handler messages) would bury the progress bars.
-_NOISY = ("monai", "ignite", "scse_monai", "StatsHandler", "py.warnings")
-
-
-@contextlib.contextmanager
-def quiet_logging(level: int = logging.WARNING) -> Iterator[None]:
-    """Raise the level of MONAI/ignite/bundle loggers for the duration (progress bars stay visible)."""
-    import monai.handlers  # noqa: F401  (MONAI modules create their INFO loggers on import: import them first)
-    import monai.inferers  # noqa: F401
-    loggers = [logging.getLogger(n) for n in _NOISY] + [
-        logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith(_NOISY)
-    ]
-    saved = [(lg, lg.level) for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(max(level, lg.level))
-    # ConfigWorkflow warns that logging_file=False skips its logging set-up; that is the point here.
-    bundle_logger = logging.getLogger("monai.bundle.workflows")
-    saved.append((bundle_logger, bundle_logger.level))
-    bundle_logger.setLevel(logging.ERROR)
-    # StatsHandler re-levels loggers to INFO and adds its own stdout handler while the workflow is built, which
-    # per-logger levels cannot anticipate; a global threshold does.
-    disabled = logging.root.manager.disable
-    logging.disable(max(disabled, level - 1))
-    try:
-        yield
-    finally:
-        logging.disable(disabled)
-        for lg, lvl in saved:
-            lg.setLevel(lvl)
+#: the bundle's logging configuration for the experiments: warnings only.
+QUIET_LOGGING = "logging_quiet.conf"
 
 
 def bundle_workflow(
-    configs: list[str], bundle_root: str | os.PathLike, dataset_dir: str | os.PathLike, overrides: Mapping[str, Any]
+    configs: Sequence[str | os.PathLike],
+    bundle_root: str | os.PathLike,
+    dataset_dir: str | os.PathLike,
+    overrides: Mapping[str, Any],
 ):
-    """A :class:`monai.bundle.ConfigWorkflow` on the repository's bundle configs with overrides.
+    """A :class:`monai.bundle.ConfigWorkflow` on bundle config files (merged in order) with overrides.
 
     Args:
-        configs: config names in ``bundle/configs`` (e.g. ``["train"]`` or ``["train", "evaluate"]``).
+        configs: config names in ``bundle/configs`` (e.g. ``["train", "demo", "evaluate"]``) or paths of files.
         bundle_root: the run's folder (``models/`` and ``eval/`` are created inside).
         dataset_dir: folder of the converted ``datalist.json``.
-        overrides: further config overrides (``"network_def#se"``, ``"epochs"``, ...).
+        overrides: further config overrides (``"network_def#se"``, ``"seed"``, ``"fold"``, ...).
     """
     from monai.bundle import ConfigWorkflow
 
-    files = [str(bundle_config(c)) for c in configs]
+    files = [str(c) if Path(c).is_file() else str(bundle_config(str(c))) for c in configs]
     return ConfigWorkflow(
-        config_file=files if len(files) > 1 else files[0],
+        config_file=files,
         meta_file=str(bundle_config("metadata")),
-        logging_file=False,  # keep the caller's logging; the bundle's logging.conf prints every iteration
+        logging_file=str(bundle_config(QUIET_LOGGING)),
         workflow_type="train",
         bundle_root=str(bundle_root),
         dataset_dir=str(dataset_dir),
         **dict(overrides),
     )
-
-
-def _run(workflow) -> None:
-    workflow.initialize()
-    missing = workflow.check_properties()
-    if missing:
-        raise InvalidInputError(f"bundle workflow lacks required properties {missing}")
-    workflow.run()
-    workflow.finalize()
 
 
 def _check_dataset(dataset_dir: Path) -> None:
@@ -123,79 +89,142 @@ def _check_dataset(dataset_dir: Path) -> None:
         )
 
 
-def train_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike, overrides: Mapping[str, Any]) -> None:
-    """Train with ``train.json`` in ``run_dir`` (resumes from ``run_dir/models/last.pt`` if present)."""
+def _run(workflow, handlers: Sequence[Any] = ()) -> None:
+    workflow.initialize()
+    missing = workflow.check_properties()
+    if missing:
+        raise InvalidInputError(f"bundle workflow lacks required properties {missing}")
+    for handler in handlers:
+        handler.attach(workflow.evaluator)
+    workflow.run()
+    workflow.finalize()
+
+
+def train_run(
+    run_dir: str | os.PathLike,
+    dataset_dir: str | os.PathLike,
+    configs: Sequence[str | os.PathLike],
+    overrides: Mapping[str, Any],
+) -> None:
+    """Train with ``train.json`` + ``configs`` in ``run_dir`` (resumes from ``run_dir/models/last.pt`` if present)."""
     _check_dataset(Path(dataset_dir))
-    with quiet_logging():
-        _run(bundle_workflow(["train"], run_dir, dataset_dir, overrides))
+    _run(bundle_workflow(["train", *configs], run_dir, dataset_dir, overrides))
 
 
-def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike, overrides: Mapping[str, Any]) -> dict:
-    """Evaluate ``run_dir/models/model.pt`` with ``[train.json, evaluate.json]``; returns ``chaos_metrics.json``."""
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    dataset_dir: str | os.PathLike,
+    configs: Sequence[str | os.PathLike],
+    overrides: Mapping[str, Any],
+    handlers: Sequence[Any] = (),
+) -> Any:
+    """Evaluate ``run_dir/models/model.pt`` on the test fold with ``train.json`` + ``configs`` + ``evaluate.json``.
+
+    Args:
+        run_dir: a trained run's ``bundle_root``.
+        dataset_dir: folder of the converted ``datalist.json``.
+        configs: the override files of the training.
+        overrides: the overrides of the training.
+        handlers: further ignite handlers attached to the bundle's evaluator before it runs (e.g. a
+            :class:`scse_monai.apps.excitation_analysis.EvaluationCapture`).
+
+    Returns:
+        The finished workflow: ``workflow.evaluator.network`` is the evaluated network (``model.pt`` loaded),
+        ``workflow.parser`` the merged configuration.
+    """
     _check_dataset(Path(dataset_dir))
     if not (Path(run_dir) / "models" / "model.pt").is_file():
         raise InvalidInputError("no models/model.pt; train this run first", run_dir)
-    with quiet_logging():
-        _run(bundle_workflow(["train", "evaluate"], run_dir, dataset_dir, overrides))
-    return json.loads((Path(run_dir) / "eval" / "chaos_metrics.json").read_text())
+    workflow = bundle_workflow(["train", *configs, "evaluate"], run_dir, dataset_dir, overrides)
+    _run(workflow, handlers)
+    return workflow
 
 
-def bundle_parser(overrides: Mapping[str, Any], config: str = "train"):
-    """A :class:`monai.bundle.ConfigParser` on one of the bundle's configs with ``overrides`` applied."""
-    from monai.bundle import ConfigParser
+def read_case_metrics(run_dir: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
+    """Per-case CHAOS metrics of an evaluated run: ``{case: {organ | "mean": {metric: value}}}``.
 
-    parser = ConfigParser()
-    parser.read_config(str(bundle_config(config)))
-    parser.update(dict(overrides))
-    return parser
+    The one place that knows where the bundle's evaluation writes them (``eval/chaos_metrics.json``, whose
+    ``"cases"`` it returns). Values stored as ``null`` (non-finite, e.g. the surface distance of an empty
+    prediction) come back as NaN.
 
-
-def build_network(overrides: Mapping[str, Any], config: str = "train"):
-    """The bundle's ``network_def`` with the ``network_def#...`` (and other) overrides applied, on the CPU."""
-    return bundle_parser(overrides, config).get_parsed_content("network_def", instantiate=True)
-
-
-@dataclass
-class RunResult:
-    """What one trained and evaluated run left in its folder.
-
-    Attributes:
-        name: run label (e.g. ``"UNet"``).
-        run_dir: its ``bundle_root``.
-        history: per-epoch records of ``eval/history.json``.
-        metrics: ``eval/chaos_metrics.json`` (``{"cases": ..., "mean": {organ: {metric: value}}}``).
-        parameters: parameter count of the network.
-        se_parameters: parameters in SE layers.
+    Raises:
+        InvalidInputError: when the run has no evaluation results.
     """
-
-    name: str
-    run_dir: Path
-    history: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    parameters: int = 0
-    se_parameters: int = 0
-
-    @property
-    def mean(self) -> dict[str, dict[str, float]]:
-        """Mean CHAOS metrics over the evaluated cases, per organ and ``"mean"``."""
-        return self.metrics.get("mean", {})
+    path = Path(run_dir) / "eval" / "chaos_metrics.json"
+    if not path.is_file():
+        raise InvalidInputError("no eval/chaos_metrics.json; evaluate this run first", run_dir)
+    cases = json.loads(path.read_text())["cases"]
+    return {case: {organ: {k: math.nan if v is None else v for k, v in record.items()}
+                   for organ, record in organs.items()} for case, organs in cases.items()}
 
 
-def load_run(name: str, run_dir: str | os.PathLike, network=None) -> RunResult:
-    """Read a run's ``history.json`` and ``chaos_metrics.json`` (and count ``network``'s parameters if given)."""
-    from scse_monai.handlers import read_history
-    from scse_monai.networks import count_parameters, count_se_parameters
+def summarise_seeds(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """One network's test results over seeds, as written to ``results.json``.
 
-    run_dir = Path(run_dir)
-    hist, metrics = run_dir / "eval" / "history.json", run_dir / "eval" / "chaos_metrics.json"
-    result = RunResult(name=name, run_dir=run_dir)
-    if hist.is_file():
-        result.history = read_history(hist)
-    if metrics.is_file():
-        result.metrics = json.loads(metrics.read_text())
-    if network is not None:
-        result.parameters, result.se_parameters = count_parameters(network), count_se_parameters(network)
-    return result
+    Args:
+        per_seed: ``{seed: per-case CHAOS metrics}`` (:func:`read_case_metrics` of each seed's run).
+
+    Returns:
+        ``{"per_case": per-case metrics averaged over seeds, "mean": their mean over cases per organ and overall,
+        "per_seed": {seed: {"per_case", "mean"}}}``.
+    """
+    from scse_monai.apps.stats import average_over_seeds
+    from scse_monai.metrics.chaos import summarise_cases
+
+    per_case = average_over_seeds(per_seed)
+    return {
+        "per_case": per_case,
+        "mean": summarise_cases(per_case),
+        "per_seed": {str(s): {"per_case": c, "mean": summarise_cases(c)} for s, c in per_seed.items()},
+    }
+
+
+def case_groups(
+    datalist: str | os.PathLike, fold: int, test_fold: int, modalities: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """Case names of the training, validation and test groups (as in the datalist), checked to be disjoint.
+
+    Args:
+        datalist: the converter's ``datalist.json``.
+        fold: the validation fold.
+        test_fold: the test fold.
+        modalities: the bundle's ``modalities`` selection (``None``: all).
+
+    Raises:
+        InvalidInputError: for an empty group or a case in two groups.
+    """
+    from scse_monai.data import SPLITS, select_split
+
+    groups = {s: sorted(d["case"] for d in select_split(datalist, s, fold, test_fold, modalities, keys=("case",)))
+              for s in SPLITS}
+    seen: dict[str, str] = {}
+    for split, cases in groups.items():
+        for case in cases:
+            if case in seen:
+                raise InvalidInputError(f"case {case} is in the {seen[case]} and the {split} group", datalist)
+            seen[case] = split
+    return groups
+
+
+def compare_to_baseline(networks: Mapping[str, Mapping[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Paired comparisons (:func:`scse_monai.apps.stats.compare_networks`) of every network against ``baseline``.
+
+    Args:
+        networks: ``{name: {"per_case": ...}}`` as written to ``results.json``.
+        baseline: the reference network's name.
+
+    Returns:
+        The comparisons, each with ``"baseline"`` and ``"variant"`` names.
+    """
+    from scse_monai.apps.chaos.labels import ORGANS
+    from scse_monai.apps.stats import compare_networks
+
+    out = []
+    for name, net in networks.items():
+        if name != baseline:
+            for c in compare_networks(networks[baseline]["per_case"], net["per_case"], list(ORGANS.values())):
+                out.append({"baseline": baseline, "variant": name, **c})
+    return out
 
 
 def median_epoch_time(history: list[dict[str, Any]]) -> float:

@@ -1,4 +1,8 @@
-"""Matplotlib figures of the demo and ablation reports (Agg backend: no display needed), saved as PNG atomically.
+"""Matplotlib figures of the demo and ablation reports, saved as PNG atomically.
+
+Drawn with matplotlib's object-oriented API (:class:`matplotlib.figure.Figure`, rendered by the Agg canvas that
+``savefig`` picks for PNG): no pyplot state and no global backend switch, so importing this module leaves the
+caller's matplotlib set-up alone and works without a display.
 
 All images are 2D arrays in the bundle's RAS orientation, axes (x, y) = (left->right, posterior->anterior); they are
 shown in the radiological convention (patient's right on the left, anterior at the top) via :func:`display_slice`.
@@ -10,16 +14,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")  # before pyplot: headless machines and CI have no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-
-from scse_monai.apps.chaos.labels import ORGANS  # noqa: E402
-from scse_monai.utils.io import atomic_path  # noqa: E402
+from scse_monai.apps.chaos.labels import ORGANS
+from scse_monai.utils.io import atomic_path
 
 __all__ = [
     "ORGAN_COLOURS",
@@ -30,6 +31,7 @@ __all__ = [
     "plot_spatial_attention",
     "plot_channel_excitations",
     "plot_ablation",
+    "plot_paired",
 ]
 
 #: colours of labels 1..4 (liver, right kidney, left kidney, spleen).
@@ -42,18 +44,16 @@ def display_slice(array: np.ndarray) -> np.ndarray:
     return np.asarray(array).T[::-1, ::-1]
 
 
-def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Save ``fig`` as PNG atomically and close it."""
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    finally:
-        plt.close(fig)
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Save ``fig`` as PNG atomically."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
 
 
 def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | os.PathLike) -> None:
     """Training loss and validation mean Dice per epoch of several runs (``{run name: history records}``)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     for name, hist in histories.items():
         epochs = [e["epoch"] for e in hist]
         axes[0].plot(epochs, [np.nan if e.get("loss") is None else e["loss"] for e in hist], marker=".", label=name)
@@ -69,7 +69,7 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], p
 
 def _show_labels(ax: Any, labels: np.ndarray, alpha: float = 0.5) -> None:
     masked = np.ma.masked_equal(display_slice(labels).astype(int), 0)
-    ax.imshow(masked, cmap=_LABEL_CMAP, vmin=0, vmax=4, alpha=alpha, interpolation="nearest")
+    ax.imshow(masked, cmap=_LABEL_CMAP, vmin=0, vmax=len(ORGANS), alpha=alpha, interpolation="nearest")
 
 
 def plot_examples(
@@ -83,7 +83,8 @@ def plot_examples(
         path: output PNG.
     """
     cols = 2 + len(predictions)
-    fig, axes = plt.subplots(len(examples), cols, figsize=(2.6 * cols, 2.6 * len(examples)), squeeze=False)
+    fig = Figure(figsize=(2.6 * cols, 2.6 * len(examples)))
+    axes = fig.subplots(len(examples), cols, squeeze=False)
     for r, ex in enumerate(examples):
         panels = [("image", None), ("ground truth", ex["label"])] + [(n, p[r]) for n, p in predictions.items()]
         for c, (title, labels) in enumerate(panels):
@@ -96,8 +97,7 @@ def plot_examples(
             if r == 0:
                 ax.set_title(title)
         axes[r, 0].set_ylabel(ex.get("title", ""), fontsize=8)
-    handles = [matplotlib.patches.Patch(color=c, label=n) for c, n in
-               zip(ORGAN_COLOURS, ORGANS.values(), strict=True)]
+    handles = [Patch(color=c, label=n) for c, n in zip(ORGAN_COLOURS, ORGANS.values(), strict=True)]
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
     fig.subplots_adjust(bottom=0.08)
     save_figure(fig, path)
@@ -116,7 +116,8 @@ def plot_spatial_attention(
     """
     layers = list(maps[0]) if maps else []
     cols = 1 + len(layers)
-    fig, axes = plt.subplots(len(examples), cols, figsize=(2.6 * cols, 2.6 * len(examples)), squeeze=False)
+    fig = Figure(figsize=(2.6 * cols, 2.6 * len(examples)))
+    axes = fig.subplots(len(examples), cols, squeeze=False)
     im = None
     for r, (ex, row_maps) in enumerate(zip(examples, maps, strict=True)):
         image = np.asarray(ex["image"])
@@ -153,7 +154,8 @@ def plot_channel_excitations(
     layers = list(gates)
     cols = min(4, max(1, len(layers)))
     rows = max(1, -(-len(layers) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    fig = Figure(figsize=(3.6 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, layer in zip(axes.ravel(), layers, strict=False):
         groups = gates[layer]
         n = len(next(iter(groups.values())))
@@ -181,7 +183,8 @@ def plot_ablation(
     """Grouped bars (mean ± sd across folds) per variant for each column, e.g. ``{"liver": [(m, sd), ...]}``."""
     names = list(columns)
     width = 0.8 / max(1, len(variants))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(names) + 1), 3.8))
+    fig = Figure(figsize=(max(6.0, 1.4 * len(names) + 1), 3.8))
+    ax = fig.subplots()
     x = np.arange(len(names))
     for i, variant in enumerate(variants):
         means = [columns[n][i][0] for n in names]
@@ -191,4 +194,43 @@ def plot_ablation(
     ax.set(ylabel="Dice", ylim=(0, 1), title="ablation: Dice per organ, mean ± sd across folds")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncol=min(4, len(variants)), fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_paired(
+    baseline: Mapping[str, Mapping[str, Mapping[str, float]]],
+    variant: Mapping[str, Mapping[str, Mapping[str, float]]],
+    baseline_name: str,
+    variant_name: str,
+    organs: Sequence[str],
+    path: str | os.PathLike,
+    metric: str = "dice",
+) -> None:
+    """Per-case values of two networks side by side, one line per case, a panel per organ and one for the mean.
+
+    Args:
+        baseline: per-case results ``{case: {organ | "mean": {metric: value}}}`` of the reference network.
+        variant: the same for the other network.
+        baseline_name: x label of the left column.
+        variant_name: x label of the right column.
+        organs: organ panels (``"mean"`` is added as ``overall``).
+        path: output PNG.
+        metric: which metric to plot.
+    """
+    panels = [o for o in [*organs, "mean"] if any(o in r for r in baseline.values())]
+    fig = Figure(figsize=(2.4 * len(panels) + 0.6, 3.4))
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    for ax, organ in zip(axes, panels, strict=True):
+        cases = [c for c in baseline if organ in baseline[c] and organ in variant.get(c, {})]
+        for c in cases:
+            pair = [baseline[c][organ][metric], variant[c][organ][metric]]
+            ax.plot([0, 1], pair, color="0.6", lw=0.8, marker="o", ms=3)
+        if cases:
+            means = [np.nanmean([r[c][organ][metric] for c in cases]) for r in (baseline, variant)]
+            ax.plot([0, 1], means, color="k", lw=2, marker="s", label="mean")
+        ax.set_xticks([0, 1], [baseline_name, variant_name])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title(f"{'overall' if organ == 'mean' else organ} (n={len(cases)})", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{metric} per test case")
     save_figure(fig, path)

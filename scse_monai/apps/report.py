@@ -1,8 +1,7 @@
 """Report tables (markdown) and writing ``report.md`` + ``report.html`` for the demo and the ablation.
 
-The HTML is produced by :func:`markdown_to_html`, a converter for the small markdown subset these reports use
-(headings, paragraphs, ``-`` lists, pipe tables, images, links, ``**bold**``, ```code```): written here rather than
-adding a markdown package as a dependency for one page.
+The reports are rendered from their ``results.json``; the HTML page is the markdown rendered by the ``markdown``
+package (Python-Markdown, with its ``tables`` extension).
 """
 
 from __future__ import annotations
@@ -10,11 +9,12 @@ from __future__ import annotations
 import html
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from scse_monai.metrics.chaos import ORGANS
+from scse_monai.apps.chaos.labels import ORGANS
+from scse_monai.apps.stats import MIN_TEST_CASES
 from scse_monai.utils.io import atomic_write_text
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
     "markdown_table",
     "organ_tables",
     "parameter_table",
-    "mean_sd",
+    "comparison_table",
     "markdown_to_html",
     "write_report",
 ]
@@ -105,84 +105,33 @@ def parameter_table(
     return markdown_table(header, rows)
 
 
-def mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof 1; 0 for a single value) of the finite values; NaN if none."""
-    import numpy as np
+def comparison_table(comparisons: Sequence[Mapping[str, Any]], organs: bool = True) -> str:
+    """The paired comparisons of :func:`scse_monai.apps.stats.compare_networks` as a pipe table.
 
-    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if arr.size == 0:
-        return math.nan, math.nan
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-
-
-_INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)"), r'<img src="\2" alt="\1">'),
-    (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
-    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
-    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
-]
-
-
-def _inline(text: str) -> str:
-    text = html.escape(text, quote=False)
-    for pattern, repl in _INLINE:
-        text = pattern.sub(repl, text)
-    return text
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
-def markdown_to_html(markdown: str, title: str = "report") -> str:
-    """A standalone HTML page from the markdown subset used by the reports (see the module docstring)."""
-    out: list[str] = []
-    lines = markdown.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif m := re.match(r"^(#{1,6})\s+(.*)$", line):
-            level = len(m.group(1))
-            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
-            i += 1
-        elif line.startswith("```"):
-            j = i + 1
-            while j < len(lines) and not lines[j].startswith("```"):
-                j += 1
-            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1 : j])) + "</code></pre>")
-            i = j + 1
-        elif line.lstrip().startswith("|"):
-            block = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                block.append(lines[i])
-                i += 1
-            header, body = _cells(block[0]), [_cells(b) for b in block[2:]]
-            rule = _cells(block[1]) if len(block) > 1 else []
-            aligns = ["right" if r.endswith(":") and not r.startswith(":") else "left" for r in rule]
-            aligns += ["left"] * (len(header) - len(aligns))
-            rows = ["<tr>" + "".join(f"<th>{_inline(h)}</th>" for h in header) + "</tr>"]
-            for cells in body:
-                rows.append("<tr>" + "".join(f'<td style="text-align:{a}">{_inline(c)}</td>'
-                                             for c, a in zip(cells, aligns, strict=False)) + "</tr>")
-            out.append("<table>\n" + "\n".join(rows) + "\n</table>")
-        elif re.match(r"^\s*[-*]\s+", line):
-            items = []
-            while i < len(lines) and re.match(r"^\s*[-*]\s+", lines[i]):
-                item = re.sub(r"^\s*[-*]\s+", "", lines[i])
-                i += 1
-                while i < len(lines) and lines[i].startswith("  ") and lines[i].strip():
-                    item += " " + lines[i].strip()
-                    i += 1
-                items.append(f"<li>{_inline(item)}</li>")
-            out.append("<ul>\n" + "\n".join(items) + "\n</ul>")
+    One row per metric and organ: mean difference (variant - baseline) with its bootstrap 95 % CI, the Wilcoxon
+    signed-rank p-value (or why there is none) and the number of paired cases.
+    """
+    rows = []
+    for c in comparisons:
+        spec = "{:+.1f}" if c["metric"] == "score" else "{:+.3f}"
+        ci = c.get("ci95")
+        ci_text = f"[{fmt(ci[0], spec)}, {fmt(ci[1], spec)}]" if ci else "n/a"
+        if c.get("p_value") is not None:
+            p_text = fmt(c["p_value"], "{:.3g}")
         else:
-            para = []
-            while i < len(lines) and lines[i].strip() and not re.match(r"^(#|\||```|\s*[-*]\s)", lines[i]):
-                para.append(lines[i].strip())
-                i += 1
-            out.append(f"<p>{_inline(' '.join(para))}</p>")
+            p_text = "n/a: too few cases" if c["n_cases"] < MIN_TEST_CASES else "n/a: no differences"
+        metric = "CHAOS score" if c["metric"] == "score" else c["metric"].upper()
+        rows.append([metric, *([c.get("organ", "")] if organs else []), fmt(c["mean_difference"], spec), ci_text,
+                     p_text, str(c["n_cases"])])
+    header = ["metric", *(["organ"] if organs else []), "mean difference", "95 % CI", "p (Wilcoxon)", "cases"]
+    return markdown_table(header, rows)
+
+
+def markdown_to_html(markdown_text: str, title: str = "report") -> str:
+    """A standalone HTML page from a report's markdown (rendered by the ``markdown`` package)."""
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.4}"
         "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
@@ -190,7 +139,7 @@ def markdown_to_html(markdown: str, title: str = "report") -> str:
     )
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-        f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(out) + "\n</body>\n</html>\n"
+        f"<style>{style}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 
 

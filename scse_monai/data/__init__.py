@@ -1,4 +1,4 @@
-"""Data helpers: datalists, inference inputs, class weights and crash-safe writers.
+"""Data helpers: datalists and their patient groups, inference inputs, class weights and crash-safe writers.
 
 Names are loaded lazily, so that the data commands (``scse-monai evaluate``, ``export-submission``) read a datalist
 without importing MONAI.
@@ -11,20 +11,23 @@ from typing import Any
 
 __all__ = [
     "AtomicNibabelWriter",
-    "list_inference_inputs",
-    "inverse_frequency_weights",
-    "select_cases",
-    "load_datalist",
+    "SPLITS",
     "datalist_entries",
+    "datalist_folds",
+    "inverse_frequency_weights",
+    "list_inference_inputs",
+    "load_datalist",
+    "next_fold",
+    "select_cases",
+    "select_split",
 ]
 
 _LAZY = {
     "AtomicNibabelWriter": ".writers",
     "list_inference_inputs": ".inputs",
     "inverse_frequency_weights": ".weights",
-    "select_cases": ".datalist",
-    "load_datalist": ".datalist",
-    "datalist_entries": ".datalist",
+    **{name: ".datalist" for name in ("SPLITS", "datalist_entries", "datalist_folds", "load_datalist", "next_fold",
+                                      "select_cases", "select_split")},
 }
 
 

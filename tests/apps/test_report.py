@@ -1,22 +1,19 @@
-"""Report tables and the small markdown -> HTML writer."""
+"""Report tables and the HTML page (the markdown package)."""
 
 from __future__ import annotations
 
-import math
 from html.parser import HTMLParser
 
-import numpy as np
-import pytest
-
 from scse_monai.apps.report import (
+    comparison_table,
     fmt,
     markdown_table,
     markdown_to_html,
-    mean_sd,
     organ_tables,
     parameter_table,
     write_report,
 )
+from scse_monai.apps.stats import paired_comparison
 
 
 class _Collect(HTMLParser):
@@ -46,14 +43,6 @@ def test_fmt_handles_missing_and_infinite_values() -> None:
     assert fmt(0.12345) == "0.123" and fmt(2, "{:.1f}") == "2.0" and fmt("x") == "x"
 
 
-def test_mean_sd_matches_numpy_and_skips_non_finite() -> None:
-    values = [0.5, 0.7, 0.9, float("nan"), None]
-    m, sd = mean_sd(values)
-    assert m == pytest.approx(np.mean([0.5, 0.7, 0.9])) and sd == pytest.approx(np.std([0.5, 0.7, 0.9], ddof=1))
-    assert mean_sd([0.3]) == (0.3, 0.0)
-    assert all(math.isnan(v) for v in mean_sd([None]))
-
-
 def test_organ_tables_side_by_side() -> None:
     rec = {"dice": 0.9, "ravd": 5.0, "assd": 1.5, "mssd": 10.0, "score": 80.0}
     text = organ_tables({"UNet": {"liver": rec, "mean": rec}, "SEUNet": {"liver": dict(rec, dice=0.95)}})
@@ -72,7 +61,7 @@ def test_parameter_table_overhead() -> None:
 
 def test_markdown_to_html_renders_tables_images_and_escapes(tmp_path) -> None:
     md = "\n".join([
-        "# Title <x>",
+        "# Title &lt;x&gt;",
         "",
         "Some **bold** and `code` text",
         "continued.",
@@ -96,3 +85,14 @@ def test_markdown_to_html_renders_tables_images_and_escapes(tmp_path) -> None:
     path = write_report(tmp_path, md, name="r")
     assert path == tmp_path / "r.md" and path.read_text().startswith("# Title")
     assert (tmp_path / "r.html").read_text() == page.replace("<title>t</title>", "<title>report</title>")
+
+
+def test_comparison_table_rows() -> None:
+    base = {f"c{i}": 0.5 for i in range(6)}
+    tested = paired_comparison(base, {c: 0.6 for c in base}, "dice")
+    few = paired_comparison({"a": 50.0, "b": 60.0}, {"a": 55.0, "b": 58.0}, "score")
+    text = comparison_table([{"organ": "liver", **tested}, {"organ": "overall", **few}])
+    lines = text.splitlines()
+    assert lines[0] == "| metric | organ | mean difference | 95 % CI | p (Wilcoxon) | cases |"
+    assert lines[2] == f"| DICE | liver | +0.100 | [+0.100, +0.100] | {tested['p_value']:.3g} | 6 |"
+    assert lines[3].startswith("| CHAOS score | overall | +1.5 | [") and lines[3].endswith("| n/a: too few cases | 2 |")
