@@ -1,3 +1,4 @@
+from .sedynunet import SEDynUNet
 from .seunet import SEUNet
 
-__all__ = ["SEUNet"]
+__all__ = ["SEDynUNet", "SEUNet"]

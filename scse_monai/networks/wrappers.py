@@ -1,0 +1,45 @@
+"""Modules that run a network block and then an SE layer on its output, for one- and two-input blocks.
+
+A one-input block becomes ``nn.Sequential(block, se)`` (what :class:`~scse_monai.networks.nets.SEUNet` does); a
+decoder block taking ``(x, skip)`` (MONAI's ``UnetUpBlock``, ``UpCat``, ...) becomes :class:`SEAfterTwoInputs`.
+Both have fixed, typed ``forward`` signatures, so networks built with them script with ``torch.jit.script`` and
+export to ONNX.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+__all__ = ["SEAfterTwoInputs", "se_after"]
+
+
+class SEAfterTwoInputs(nn.Module):
+    """``se(block(x, skip))`` for a decoder block with a second input (a skip connection or gating signal).
+
+    Args:
+        block: module called as ``block(x, skip)``.
+        se: layer applied to the block's output (``nn.Identity`` until an SE layer is set).
+    """
+
+    def __init__(self, block: nn.Module, se: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+        self.se = se
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``se(block(x, skip))``."""
+        return self.se(self.block(x, skip))
+
+
+def se_after(block: nn.Module, se: nn.Module, num_inputs: int = 1) -> nn.Module:
+    """``block`` followed by ``se``: ``nn.Sequential(block, se)`` or, for ``num_inputs=2``, :class:`SEAfterTwoInputs`.
+
+    Raises:
+        ValueError: for any other ``num_inputs`` (blocks with keyword or more inputs need their own wrapper).
+    """
+    if num_inputs == 1:
+        return nn.Sequential(block, se)
+    if num_inputs == 2:
+        return SEAfterTwoInputs(block, se)
+    raise ValueError(f"SE can follow blocks called with 1 or 2 tensors, got a block called with {num_inputs}.")
