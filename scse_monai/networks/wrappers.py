@@ -8,10 +8,14 @@ export to ONNX.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn as nn
 
-__all__ = ["SEAfterTwoInputs", "se_after"]
+from scse_monai.networks.layers.utils import SESpec, get_se_layer
+
+__all__ = ["SEAfterTwoInputs", "se_after", "fill_se_slots"]
 
 
 class SEAfterTwoInputs(nn.Module):
@@ -43,3 +47,15 @@ def se_after(block: nn.Module, se: nn.Module, num_inputs: int = 1) -> nn.Module:
     if num_inputs == 2:
         return SEAfterTwoInputs(block, se)
     raise ValueError(f"SE can follow blocks called with 1 or 2 tensors, got a block called with {num_inputs}.")
+
+
+def fill_se_slots(slots: Iterable[tuple[nn.Module, str, int]], spec: SESpec, spatial_dims: int) -> None:
+    """Put a new SE layer for ``channels`` into each ``(parent, child_name, channels)`` placeholder slot.
+
+    The SE networks build their blocks with ``nn.Identity`` placeholders and fill them at the end of ``__init__``:
+    the SE layers then do not draw from the random number generator between the backbone's layers (so the backbone
+    gets the same initial weights as MONAI's network for the same seed) and escape any re-initialisation the
+    backbone applies to all of its convolutions.
+    """
+    for parent, name, channels in slots:
+        setattr(parent, name, get_se_layer(spec, spatial_dims, channels))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch.nn as nn
 from monai.networks.nets import DynUNet
 
-from scse_monai.networks.layers.utils import SESpec, get_se_layer, normalize_se_spec
-from scse_monai.networks.wrappers import se_after
+from scse_monai.networks.layers.utils import SESpec, normalize_se_spec
+from scse_monai.networks.wrappers import fill_se_slots, se_after
 
 __all__ = ["SEDynUNet"]
 
@@ -74,8 +74,7 @@ class SEDynUNet(DynUNet):
         self._se_slots = []  # (wrapper, child name, channels), filled by _with_se
         super().__init__(spatial_dims, in_channels, out_channels, kernel_size, strides, upsample_kernel_size, **kwargs)
         # DynUNet.__init__ has re-initialised its convolutions; only now create the SE layers in their slots.
-        for wrapper, name, channels in self._se_slots:
-            setattr(wrapper, name, get_se_layer(self.se, spatial_dims, channels))
+        fill_se_slots(self._se_slots, self.se, spatial_dims)
         del self._se_slots
 
     def get_input_block(self) -> nn.Module:
