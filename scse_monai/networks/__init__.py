@@ -1,5 +1,7 @@
 from . import blocks, layers, nets
 from .excitation import ExcitationRecorder, capture_excitations
+from .nets.seunet import PLACEMENT_VARIANTS
+from .placement import add_se, select_modules
 from .utils import count_parameters, count_se_parameters, iter_se_layers
 
 __all__ = [
@@ -7,8 +9,11 @@ __all__ = [
     "layers",
     "nets",
     "ExcitationRecorder",
+    "PLACEMENT_VARIANTS",
+    "add_se",
     "capture_excitations",
     "count_parameters",
     "count_se_parameters",
     "iter_se_layers",
+    "select_modules",
 ]
