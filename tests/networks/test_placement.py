@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -194,3 +196,14 @@ def test_placement_variants_apply_to_the_bundle_network(name: str) -> None:
                    "network_def#se": "sse", **PLACEMENT_VARIANTS[name]})
     net = parser.get_parsed_content("network_def")
     assert _se_channels(net) == EXPECTED[name]
+
+
+def test_readme_section_examples_run() -> None:
+    """The code of README.md's "scSE in your network" section, as written."""
+    section = (BUNDLE.parent / "README.md").read_text().split("## scSE in your network", 1)[1].split("\n## ", 1)[0]
+    code = "\n".join(re.findall(r"```python\n(.*?)```", section, flags=re.S))
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the project's own README
+    assert len(list(iter_se_layers(scope["dyn"]))) == 7 and len(list(iter_se_layers(scope["seg"]))) == 7
+    assert _se_channels(scope["p1"]) == [16, 32, 64]
+    assert [n for n, _ in iter_se_layers(scope["net"])][-1] == "upcat_1.se"
