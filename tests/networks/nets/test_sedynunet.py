@@ -12,14 +12,7 @@ from scse_monai.networks import count_parameters, count_se_parameters, iter_se_l
 from scse_monai.networks.layers import get_se_layer
 from scse_monai.networks.nets import SEDynUNet
 
-from .net_checks import (
-    assert_onnx_matches,
-    assert_same_network,
-    assert_torchscript_matches,
-    assert_training_step,
-    closed_form,
-    spec_of,
-)
+from . import net_checks as checks
 
 FILTERS = (4, 8, 16, 16)
 
@@ -45,7 +38,7 @@ def test_se_none_is_monai_dynunet(dims: int, res_block: bool) -> None:
         baseline = DynUNet(**_kwargs(dims, res_block, **extra))
         torch.manual_seed(0)
         net = SEDynUNet(se=None, **_kwargs(dims, res_block, **extra))
-        assert_same_network(baseline, net, _input(dims))
+        checks.assert_same_network(baseline, net, _input(dims))
 
 
 def test_se_null_string_is_dynunet() -> None:
@@ -123,14 +116,14 @@ def test_training_step_gradients(dims: int, res_block: bool, spec) -> None:
     rightly gives its first FC layer a zero gradient.
     """
     torch.manual_seed(1)
-    assert_training_step(SEDynUNet(se=spec, **_kwargs(dims, res_block, filters=(32,) * 4)), _input(dims))
+    checks.assert_training_step(SEDynUNet(se=spec, **_kwargs(dims, res_block, filters=(32,) * 4)), _input(dims))
 
 
 @parameterized.expand([(kind, r, dims) for kind in ("cse", "sse", "scse") for r in (2, 4) for dims in (2, 3)])
 def test_count_se_parameters_closed_form(kind: str, r: int, dims: int) -> None:
-    net = SEDynUNet(se=spec_of(kind, r), **_kwargs(dims, True))
+    net = SEDynUNet(se=checks.spec_of(kind, r), **_kwargs(dims, True))
     # every filter but the last has an encoder and a decoder SE; the last one is the bottleneck's
-    expected = 2 * sum(closed_form(c, r, kind) for c in FILTERS[:-1]) + closed_form(FILTERS[-1], r, kind)
+    expected = 2 * sum(checks.closed_form(c, r, kind) for c in FILTERS[:-1]) + checks.closed_form(FILTERS[-1], r, kind)
     assert count_se_parameters(net) == expected
     assert count_parameters(net) - count_parameters(DynUNet(**_kwargs(dims, True))) == expected
 
@@ -138,8 +131,8 @@ def test_count_se_parameters_closed_form(kind: str, r: int, dims: int) -> None:
 @parameterized.expand([(2, False, "scse"), (3, True, "scse"), (3, True, ("scse", {"aggregation": "add"})),
                        (2, True, "sse")])
 def test_torchscript_round_trip(dims: int, res_block: bool, spec) -> None:
-    assert_torchscript_matches(SEDynUNet(se=spec, **_kwargs(dims, res_block)), _input(dims, batch=1))
+    checks.assert_torchscript_matches(SEDynUNet(se=spec, **_kwargs(dims, res_block)), _input(dims, batch=1))
 
 
 def test_onnx_export_matches(tmp_path: Path) -> None:
-    assert_onnx_matches(SEDynUNet(se="scse", **_kwargs(3, True)), _input(3, batch=1), tmp_path / "net.onnx")
+    checks.assert_onnx_matches(SEDynUNet(se="scse", **_kwargs(3, True)), _input(3, batch=1), tmp_path / "net.onnx")

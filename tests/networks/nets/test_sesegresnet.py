@@ -11,14 +11,7 @@ from parameterized import parameterized
 from scse_monai.networks import count_parameters, count_se_parameters, iter_se_layers
 from scse_monai.networks.nets import SESegResNet
 
-from .net_checks import (
-    assert_onnx_matches,
-    assert_same_network,
-    assert_torchscript_matches,
-    assert_training_step,
-    closed_form,
-    spec_of,
-)
+from . import net_checks as checks
 
 
 def _kwargs(dims: int, init_filters: int = 8, **extra) -> dict:
@@ -37,7 +30,7 @@ def test_se_none_is_monai_segresnet(dims: int, upsample_mode: str) -> None:
     baseline = SegResNet(**_kwargs(dims, upsample_mode=upsample_mode))
     torch.manual_seed(0)
     net = SESegResNet(se=None, **_kwargs(dims, upsample_mode=upsample_mode))
-    assert_same_network(baseline, net, _input(dims))
+    checks.assert_same_network(baseline, net, _input(dims))
 
 
 def test_segresnet_weights_and_keys_are_kept() -> None:
@@ -90,21 +83,21 @@ def test_training_step_gradients(dims: int, spec) -> None:
     """In-place ReLU and ResBlock's in-place residual add around the SE layers (>= 32 channels, see SEDynUNet's)."""
     torch.manual_seed(1)
     net = SESegResNet(se=spec, **_kwargs(dims, init_filters=32, blocks_down=(1, 1, 1)))
-    assert_training_step(net, _input(dims))
+    checks.assert_training_step(net, _input(dims))
 
 
 @parameterized.expand([(kind, r, dims) for kind in ("cse", "sse", "scse") for r in (2, 4) for dims in (2, 3)])
 def test_count_se_parameters_closed_form(kind: str, r: int, dims: int) -> None:
-    net = SESegResNet(se=spec_of(kind, r), **_kwargs(dims))
-    expected = sum(closed_form(c, r, kind) for c in (8, 16, 32, 16, 8))  # 3 encoder stages, 2 decoder stages
+    net = SESegResNet(se=checks.spec_of(kind, r), **_kwargs(dims))
+    expected = sum(checks.closed_form(c, r, kind) for c in (8, 16, 32, 16, 8))  # 3 encoder stages, 2 decoder stages
     assert count_se_parameters(net) == expected
     assert count_parameters(net) - count_parameters(SegResNet(**_kwargs(dims))) == expected
 
 
 @parameterized.expand([(2, "scse"), (3, "scse"), (3, ("scse", {"aggregation": "add"}))])
 def test_torchscript_round_trip(dims: int, spec) -> None:
-    assert_torchscript_matches(SESegResNet(se=spec, **_kwargs(dims)), _input(dims, batch=1))
+    checks.assert_torchscript_matches(SESegResNet(se=spec, **_kwargs(dims)), _input(dims, batch=1))
 
 
 def test_onnx_export_matches(tmp_path: Path) -> None:
-    assert_onnx_matches(SESegResNet(se="scse", **_kwargs(2)), _input(2, batch=1), tmp_path / "net.onnx")
+    checks.assert_onnx_matches(SESegResNet(se="scse", **_kwargs(2)), _input(2, batch=1), tmp_path / "net.onnx")
