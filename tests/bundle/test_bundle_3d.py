@@ -83,6 +83,18 @@ def test_overlays_agree_and_override_named_ids_only() -> None:
                 assert not re.search(r"#\d+(#|$)", key), f"{key} overrides by list position"
 
 
+def test_3d_augmentation_shares_the_2d_steps_after_the_spatial_ones() -> None:
+    """Only the crop and the affine differ from train.json: what follows them (intensity, typing) is the same."""
+
+    def after_affine(transforms: list) -> list:
+        targets = [t.get("_target_") for t in transforms]
+        return transforms[targets.index("RandAffined") + 1:]
+
+    base = json.loads((CONFIGS / "train.json").read_text())["train"]["random_transforms"]
+    overlay = json.loads((CONFIGS / "train_3d.json").read_text())["train#random_transforms"]
+    assert after_affine(overlay) == after_affine(base), "update train_3d.json's random_transforms like train.json's"
+
+
 def test_network_is_sedynunet_and_se_null_is_monai_dynunet() -> None:
     net = _parser("train.json", "train_3d.json").get_parsed_content("network_def")
     assert isinstance(net, SEDynUNet) and net.spatial_dims == 3
