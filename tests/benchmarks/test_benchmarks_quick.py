@@ -54,6 +54,11 @@ def test_se_overhead_quick(tmp_path):
     assert result["param_overhead_pct"] == pytest.approx(
         100 * (result["params"]["scse"] - result["params"]["unet"]) / result["params"]["unet"]
     )
+    # quick mode compiles nothing: the compiled keys are there, as null
+    assert result["compiled"] is False
+    for key in ("compiled_train_step_ratio", "compiled_peak_memory_ratio", "compiled_inference_ratio",
+                "compile_seconds_unet", "compile_seconds_seunet"):
+        assert key in result and result[key] is None, key
     # The fused max-out keeps fewer bytes for backward than the plain formula (allocator-independent count).
     assert result["memory"]["scse"]["saved_tensor_bytes"] < result["memory"]["naive"]["saved_tensor_bytes"]
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.func import grad, jacrev, vmap
 
-from scse_monai.networks.blocks.fused_scse import SCSEMaxFunction, scse_max, scse_max_reference
+from scse_monai.networks.blocks.fused_scse import SCSEMaxFunction, scse_max, scse_max_reference, scse_max_select
 
 SHAPES = [(2, 4, 7), (2, 4, 5, 6), (1, 3, 4, 4, 3)]
 
@@ -146,3 +146,11 @@ def test_function_is_the_default_training_path() -> None:
     x, g_c, w, b = _inputs((1, 2, 3, 3))
     assert isinstance(scse_max(x, g_c, w, b).grad_fn, torch.autograd.function.BackwardCFunction)
     assert SCSEMaxFunction.generate_vmap_rule
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_select_formulation_equals_the_plain_formula(case) -> None:
+    """What torch.compile sees: bitwise values, and the same gradients at x == 0, equal and saturated gates."""
+    inputs = _inputs((2, 4, 5, 6), case)
+    assert torch.equal(scse_max_select(*inputs), scse_max_reference(*inputs))
+    _assert_same_grads(scse_max_select, scse_max_reference, inputs)
