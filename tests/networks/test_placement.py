@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 from monai.bundle import ConfigParser
-from monai.networks.nets import AttentionUnet, BasicUNet, DynUNet
+from monai.networks.nets import AttentionUnet, BasicUNet, DynUNet, FlexibleUNet
 from monai.networks.nets.attentionunet import ConvBlock
 from monai.networks.nets.basic_unet import TwoConv
 from parameterized import parameterized
@@ -115,6 +115,15 @@ def test_attention_unet_by_type() -> None:
     net = add_se(AttentionUnet(2, 1, 3, channels=(4, 8, 16), strides=(2, 2)), ConvBlock, (1, 1, 32, 32))
     assert _se_channels(net) == [4, 8, 16]
     assert net(torch.randn(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+
+
+def test_flexible_unet_decoder_blocks() -> None:
+    """FlexibleUNet's decoder calls its UpCat blocks as block(x, skip), the last ones with skip None."""
+    net = FlexibleUNet(in_channels=1, out_channels=3, backbone="resnet10", spatial_dims=2)
+    add_se(net, r"decoder\.blocks\.\d", (1, 1, 64, 64))
+    assert [n for n, _ in iter_se_layers(net)] == [f"decoder.blocks.{i}.se" for i in range(5)]
+    assert _se_channels(net) == list(net.decoder.blocks[i].block.convs.conv_1.conv.out_channels for i in range(5))
+    assert net(torch.randn(1, 1, 64, 64)).shape == (1, 3, 64, 64)
 
 
 def test_se_none_and_existing_se_layers_are_left_alone() -> None:
