@@ -68,3 +68,14 @@ def assert_onnx_matches(net: nn.Module, x: torch.Tensor, path: Path) -> None:
     (out,) = session.run(None, {"image": x.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(out), net(x), rtol=1e-4, atol=1e-5)
+
+
+def assert_autocast_step(net: nn.Module, x: torch.Tensor) -> None:
+    """Forward and backward under CPU bfloat16 autocast: output in bfloat16, finite gradients everywhere."""
+    net.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+    assert out.dtype == torch.bfloat16
+    out.float().square().mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name

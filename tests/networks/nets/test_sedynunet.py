@@ -135,3 +135,7 @@ def test_torchscript_round_trip(dims: int, res_block: bool, spec) -> None:
 
 def test_onnx_export_matches(tmp_path: Path) -> None:
     checks.assert_onnx_matches(SEDynUNet(se="scse", **_kwargs(3, True)), _input(3, batch=1), tmp_path / "net.onnx")
+
+
+def test_autocast_training_step() -> None:
+    checks.assert_autocast_step(SEDynUNet(se="scse", **_kwargs(2, True)), _input(2))

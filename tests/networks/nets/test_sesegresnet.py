@@ -101,3 +101,7 @@ def test_torchscript_round_trip(dims: int, spec) -> None:
 
 def test_onnx_export_matches(tmp_path: Path) -> None:
     checks.assert_onnx_matches(SESegResNet(se="scse", **_kwargs(2)), _input(2, batch=1), tmp_path / "net.onnx")
+
+
+def test_autocast_training_step() -> None:
+    checks.assert_autocast_step(SESegResNet(se="scse", **_kwargs(2)), _input(2))
