@@ -21,6 +21,9 @@ __all__ = ["SEAfterTwoInputs", "se_after", "fill_se_slots"]
 class SEAfterTwoInputs(nn.Module):
     """``se(block(x, skip))`` for a decoder block with a second input (a skip connection or gating signal).
 
+    ``skip`` is typed as a tensor for TorchScript; in eager mode it may be ``None`` where the block accepts that
+    (FlexibleUNet calls its last ``UpCat`` blocks without a skip).
+
     Args:
         block: module called as ``block(x, skip)``.
         se: layer applied to the block's output (``nn.Identity`` until an SE layer is set).
