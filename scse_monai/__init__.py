@@ -14,12 +14,25 @@ from .errors import InvalidInputError
 
 __version__ = "0.1.0"
 
-__all__ = ["SE", "SEUNet", "InvalidInputError", "count_se_parameters", "get_se_layer", "__version__"]
+__all__ = [
+    "SE",
+    "SEUNet",
+    "SEDynUNet",
+    "SESegResNet",
+    "InvalidInputError",
+    "add_se",
+    "count_se_parameters",
+    "get_se_layer",
+    "__version__",
+]
 
 _LAZY = {
     "SE": "scse_monai.networks.layers",
     "get_se_layer": "scse_monai.networks.layers",
     "SEUNet": "scse_monai.networks.nets",
+    "SEDynUNet": "scse_monai.networks.nets",
+    "SESegResNet": "scse_monai.networks.nets",
+    "add_se": "scse_monai.networks",
     "count_se_parameters": "scse_monai.networks",
 }
 

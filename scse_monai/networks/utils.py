@@ -15,15 +15,24 @@ def iter_se_layers(net: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.M
     """Yield ``(qualified_name, layer)`` for the outermost SE layers of ``net``, in forward (registration) order.
 
     An SE layer is an instance of a class registered in :data:`~scse_monai.networks.layers.SE`; the cSE inside an
-    scSE is part of that scSE, not a layer of its own.
+    scSE is part of that scSE, not a layer of its own. A module registered under several names (DynUNet's
+    ``skip_layers`` re-register its blocks) is visited once, under its first name, as ``named_modules`` does.
     """
-    types = se_layer_types()
+    yield from _walk_se_layers(net, prefix, se_layer_types(), set())
+
+
+def _walk_se_layers(
+    net: nn.Module, prefix: str, types: tuple[type, ...], seen: set[int]
+) -> Iterator[tuple[str, nn.Module]]:
     for name, child in net.named_children():
+        if id(child) in seen:
+            continue
+        seen.add(id(child))
         qualified = f"{prefix}.{name}" if prefix else name
         if isinstance(child, types):
             yield qualified, child
         else:
-            yield from iter_se_layers(child, qualified)
+            yield from _walk_se_layers(child, qualified, types, seen)
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -1,3 +1,13 @@
-from .seunet import SEUNet
+from .sedynunet import SEDynUNet
+from .sesegresnet import SESegResNet
+from .seunet import PAPER_POSITIONS, PLACEMENT_VARIANTS, SEUNET_PLACEMENTS, SEUNet, resolve_placement
 
-__all__ = ["SEUNet"]
+__all__ = [
+    "SEDynUNet",
+    "SESegResNet",
+    "SEUNet",
+    "PAPER_POSITIONS",
+    "PLACEMENT_VARIANTS",
+    "SEUNET_PLACEMENTS",
+    "resolve_placement",
+]

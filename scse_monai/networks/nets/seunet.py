@@ -3,13 +3,81 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch.nn as nn
 from monai.networks.nets import UNet
 
 from scse_monai.networks.layers.utils import SESpec, get_se_layer, normalize_se_spec
 
-__all__ = ["SEUNet"]
+__all__ = ["SEUNet", "SEUNET_PLACEMENTS", "PAPER_POSITIONS", "PLACEMENT_VARIANTS", "resolve_placement"]
+
+#: The parts of a UNet an SE layer can follow.
+PARTS = ("encoder", "bottleneck", "decoder", "classifier")
+
+#: Named placements: the positions of Roy et al.'s placement study (TMI 2019, §IV-B, Table IV) on MONAI's UNet.
+SEUNET_PLACEMENTS: dict[str, tuple[str, ...]] = {
+    "encoder": ("encoder",),  # P1
+    "decoder": ("decoder",),  # P2
+    "bottleneck": ("bottleneck",),  # P3
+    "classifier": ("classifier",),  # P4: SE on the logits of the top up layer
+    "encoder_decoder": ("encoder", "decoder"),  # P5, the paper's choice
+    "encoder_decoder_bottleneck": ("encoder", "bottleneck", "decoder"),  # P5 + P3, SEUNet's default
+    "all": PARTS,  # P6
+}
+
+#: The paper's position labels (Table IV) -> placement names.
+PAPER_POSITIONS: dict[str, str] = {
+    "P1": "encoder",
+    "P2": "decoder",
+    "P3": "bottleneck",
+    "P4": "classifier",
+    "P5": "encoder_decoder",
+    "P6": "all",
+}
+
+#: Placement ablation variants for the bundle: name -> ``network_def`` overrides of ``train.json``. The SE kind
+#: stays what ``network_def#se`` says; ``se_bottleneck`` is cleared so that the placement alone decides.
+PLACEMENT_VARIANTS: dict[str, dict[str, Any]] = {
+    name: {"network_def#placement": name, "network_def#se_bottleneck": None} for name in SEUNET_PLACEMENTS
+}
+
+
+def resolve_placement(placement: str | Sequence[str] | None, se_bottleneck: bool | None = None) -> frozenset[str]:
+    """The set of UNet parts (:data:`PARTS`) that get an SE layer.
+
+    Args:
+        placement: a name in :data:`SEUNET_PLACEMENTS`, a paper position ``"P1"`` ... ``"P6"``
+            (:data:`PAPER_POSITIONS`), a sequence of parts, e.g. ``["encoder", "decoder"]``, or ``None``: encoder
+            and decoder, plus the bottleneck unless ``se_bottleneck`` is False.
+        se_bottleneck: the older switch for the bottleneck's SE; with a ``placement`` it must be ``None`` or agree
+            with it.
+
+    Raises:
+        ValueError: for an unknown name or part, or an ``se_bottleneck`` that contradicts ``placement``.
+    """
+    if placement is None:
+        parts = {"encoder", "decoder"} | ({"bottleneck"} if se_bottleneck in (None, True) else set())
+        return frozenset(parts)
+    if isinstance(placement, str):
+        name = PAPER_POSITIONS.get(placement.upper(), placement.lower())
+        if name not in SEUNET_PLACEMENTS:
+            raise ValueError(
+                f"unknown SE placement {placement!r}; expected one of {sorted(SEUNET_PLACEMENTS)}, "
+                f"a paper position {sorted(PAPER_POSITIONS)} or a list of parts {list(PARTS)}."
+            )
+        parts = frozenset(SEUNET_PLACEMENTS[name])
+    else:
+        unknown = [p for p in placement if p not in PARTS]
+        if unknown:
+            raise ValueError(f"unknown UNet parts {unknown} in SE placement {list(placement)}; expected {list(PARTS)}.")
+        parts = frozenset(placement)
+    if se_bottleneck is not None and se_bottleneck != ("bottleneck" in parts):
+        raise ValueError(
+            f"se_bottleneck={se_bottleneck} contradicts placement={placement!r}; leave se_bottleneck None (null) "
+            "when giving a placement."
+        )
+    return parts
 
 
 class SEUNet(UNet):
@@ -21,9 +89,14 @@ class SEUNet(UNet):
     Placement: the paper's best placement P5 puts SE after every encoder and decoder block (Table IV). MONAI's top
     up layer emits the logits (it merges the last decoder with the classifier), so it gets no SE, like the paper's
     classifier. The bottleneck gets one too by default (P5 + P3, between the paper's P5 and P6); set
-    ``se_bottleneck=False`` for exactly P5. In MONAI's channel-doubling layout the bottleneck is the widest layer,
-    so its SE can cost more parameters than all others together. SE wraps the down layer, so the skip connection
-    carries the recalibrated map (the paper's "configuration 1", §IV-D).
+    ``se_bottleneck=False`` or ``placement="P5"`` for exactly P5. In MONAI's channel-doubling layout the bottleneck
+    is the widest layer, so its SE can cost more parameters than all others together. SE wraps the down layer, so
+    the skip connection carries the recalibrated map (the paper's "configuration 1", §IV-D).
+
+    ``placement`` reproduces the paper's placement study (Table IV) with :data:`SEUNET_PLACEMENTS`: ``"encoder"``
+    (P1: every down layer), ``"decoder"`` (P2: every up layer but the top one), ``"bottleneck"`` (P3),
+    ``"classifier"`` (P4: SE on the logits the top up layer emits), ``"encoder_decoder"`` (P5), ``"all"`` (P6), or
+    any list of those parts. :data:`PLACEMENT_VARIANTS` gives the matching bundle overrides.
 
     The network is built only through UNet's hooks (``_get_down_layer``, ``_get_bottom_layer``,
     ``_get_up_layer``); ``forward`` is UNet's, so it scripts with ``torch.jit.script`` and exports to ONNX.
@@ -38,7 +111,9 @@ class SEUNet(UNet):
             UNet: same modules, ``state_dict`` keys and outputs for the same seed. Otherwise a name registered in
             :data:`scse_monai.networks.layers.SE` (``"scse"``, ``"cse"``, ``"sse"``) or ``("name", {kwargs})``,
             e.g. ``("scse", {"r": 2, "aggregation": "max"})``. Defaults to ``"scse"`` (max-out, r = 2).
-        se_bottleneck: also recalibrate the bottleneck's output. Defaults to True.
+        se_bottleneck: also recalibrate the bottleneck's output (when ``placement`` is None). Defaults to True.
+        placement: which parts get SE layers, see :func:`resolve_placement`; ``None`` (default): encoder, decoder
+            and, unless ``se_bottleneck`` is False, the bottleneck.
         kwargs: further :class:`~monai.networks.nets.UNet` arguments (``num_res_units``, ``act``, ``norm``, ...).
 
     Example::
@@ -56,26 +131,28 @@ class SEUNet(UNet):
         channels: Sequence[int],
         strides: Sequence[int],
         se: SESpec = "scse",
-        se_bottleneck: bool = True,
+        se_bottleneck: bool | None = None,
+        placement: str | Sequence[str] | None = None,
         **kwargs,
     ) -> None:
         # Plain attributes set before UNet.__init__, which calls the layer hooks below.
         self.se = normalize_se_spec(se)
-        self.se_bottleneck = se_bottleneck
+        self.se_parts = resolve_placement(placement, se_bottleneck)
+        self.se_bottleneck = "bottleneck" in self.se_parts
         super().__init__(spatial_dims, in_channels, out_channels, channels, strides, **kwargs)
 
     def _get_down_layer(self, in_channels: int, out_channels: int, strides: int, is_top: bool) -> nn.Module:
-        return self._with_se(super()._get_down_layer(in_channels, out_channels, strides, is_top), out_channels)
+        layer = super()._get_down_layer(in_channels, out_channels, strides, is_top)
+        return self._with_se(layer, out_channels, "encoder")
 
     def _get_bottom_layer(self, in_channels: int, out_channels: int) -> nn.Module:
-        layer = super()._get_down_layer(in_channels, out_channels, 1, False)
-        return self._with_se(layer, out_channels) if self.se_bottleneck else layer
+        return self._with_se(super()._get_down_layer(in_channels, out_channels, 1, False), out_channels, "bottleneck")
 
     def _get_up_layer(self, in_channels: int, out_channels: int, strides: int, is_top: bool) -> nn.Module:
         layer = super()._get_up_layer(in_channels, out_channels, strides, is_top)
-        return layer if is_top else self._with_se(layer, out_channels)
+        return self._with_se(layer, out_channels, "classifier" if is_top else "decoder")
 
-    def _with_se(self, layer: nn.Module, channels: int) -> nn.Module:
-        if not self.se:
+    def _with_se(self, layer: nn.Module, channels: int, part: str) -> nn.Module:
+        if not self.se or part not in self.se_parts:
             return layer
         return nn.Sequential(layer, get_se_layer(self.se, self.dimensions, channels))
