@@ -33,7 +33,7 @@ from typing import Any
 
 from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.apps.experiment import (
-    SE_VARIANTS,
+    ablation_variants,
     case_groups,
     compare_to_baseline,
     evaluate_run,
@@ -41,6 +41,7 @@ from scse_monai.apps.experiment import (
     read_case_metrics,
     summarise_seeds,
     train_run,
+    variant_overrides,
 )
 from scse_monai.apps.report import comparison_table, fmt, markdown_table, write_report
 from scse_monai.apps.stats import mean_sd
@@ -157,9 +158,9 @@ def _check_request(dataset_dir: Path, variants: Sequence[str], folds: Sequence[i
     """(all folds of the datalist, the test folds asked for), after checking the request."""
     from scse_monai.data import datalist_folds
 
-    unknown = [v for v in variants if v not in SE_VARIANTS]
+    unknown = [v for v in variants if v not in ablation_variants()]
     if unknown or not variants:
-        raise InvalidInputError(f"variants {unknown or list(variants)}; expected some of {list(SE_VARIANTS)}")
+        raise InvalidInputError(f"variants {unknown or list(variants)}; expected some of {ablation_variants()}")
     if not seeds or len(set(seeds)) != len(seeds):
         raise InvalidInputError(f"--seeds {list(seeds)}; expected one or more distinct seeds")
     datalist = dataset_dir / "datalist.json"
@@ -223,7 +224,7 @@ def run_ablation(
         training_folds = [f for f in available if f not in (v, t)]
         splits.append({"test_fold": t, "validation_fold": v, "training_folds": training_folds,
                        **{f"{k}_cases": c for k, c in groups.items()}})
-    networks: dict[str, dict[str, Any]] = {v: {"se": SE_VARIANTS[v], "runs": []} for v in variants}
+    networks: dict[str, dict[str, Any]] = {v: {**variant_overrides(v), "runs": []} for v in variants}
     per_seed: dict[str, dict[int, dict[str, Any]]] = {v: {s: {} for s in seeds} for v in variants}
     jobs = [(v, split, s) for v in variants for split in splits for s in seeds]
     bar = tqdm(jobs, desc="ablate", unit="run", disable=not progress)
@@ -232,7 +233,7 @@ def run_ablation(
             t = split["test_fold"]
             bar.set_postfix_str(f"{variant} test fold {t} seed {seed}")
             run_overrides = {**overrides, "seed": seed, "fold": split["validation_fold"], "test_fold": t,
-                             "network_def#se": SE_VARIANTS[variant]}
+                             **variant_overrides(variant)}
             run_dir = out / "runs" / variant / f"test{t}" / f"seed{seed}"
             prepare_run_dir(run_dir, json.dumps({"dataset_dir": str(dataset_dir), "configs": configs,
                                                  "overrides": run_overrides}, sort_keys=True))
@@ -290,8 +291,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", type=Path, help="converted data set (folder of datalist.json, 3 or more folds)")
     parser.add_argument("--out", type=Path, default=Path("ablation_output"), help="output folder")
     parser.add_argument("--folds", type=int, nargs="+", help="test folds, each in turn (default: all)")
-    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(SE_VARIANTS),
-                        help="SE variants (default: none cse sse scse)")
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), metavar="VARIANT",
+                        help="SE kinds (none cse sse scse scse_add scse_mul scse_concat) or the paper's placements "
+                             "(placement_encoder, placement_decoder, placement_bottleneck, placement_encoder_decoder, "
+                             "placement_all, ...; TMI Table IV) (default: none cse sse scse)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
                         help="bundle override file merged onto train.json, a name in bundle/configs or a path, e.g. "

@@ -25,6 +25,8 @@ from scse_monai.utils.io import atomic_write_text
 
 __all__ = [
     "SE_VARIANTS",
+    "variant_overrides",
+    "ablation_variants",
     "QUIET_LOGGING",
     "bundle_workflow",
     "train_run",
@@ -47,6 +49,35 @@ SE_VARIANTS: dict[str, Any] = {
     "scse_mul": ["scse", {"r": 2, "aggregation": "mul"}],
     "scse_concat": ["scse", {"r": 2, "aggregation": "concat"}],
 }
+
+
+
+def variant_overrides(variant: str) -> dict[str, Any]:
+    """Bundle overrides of an ablation variant.
+
+    A variant is an SE kind of :data:`SE_VARIANTS` (at the bundle's placement), or ``placement_<name>``: the default
+    scSE at one of the paper's placements (TMI §IV-B, Table IV; :data:`scse_monai.networks.PLACEMENT_VARIANTS`,
+    e.g. ``placement_encoder`` for P1).
+
+    Raises:
+        InvalidInputError: for an unknown variant, listing the known ones.
+    """
+    if variant in SE_VARIANTS:
+        return {"network_def#se": SE_VARIANTS[variant]}
+    from scse_monai.networks import PLACEMENT_VARIANTS
+
+    placement = variant.removeprefix("placement_")
+    if variant.startswith("placement_") and placement in PLACEMENT_VARIANTS:
+        return {"network_def#se": SE_VARIANTS["scse"], **PLACEMENT_VARIANTS[placement]}
+    raise InvalidInputError(f"unknown variant {variant!r}; expected one of {ablation_variants()}")
+
+
+def ablation_variants() -> list[str]:
+    """Every variant name :func:`variant_overrides` knows: the SE kinds, then the placements."""
+    from scse_monai.networks import PLACEMENT_VARIANTS
+
+    return [*SE_VARIANTS, *(f"placement_{p}" for p in PLACEMENT_VARIANTS)]
+
 
 #: the bundle's logging configuration for the experiments: warnings only.
 QUIET_LOGGING = "logging_quiet.conf"
