@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-submission": ("scse_monai.apps.chaos.export", "NIfTI predictions -> CHAOS submission PNGs"),
     "demo": ("scse_monai.apps.demo", "phantom -> convert -> train UNet vs SEUNet -> evaluate -> report"),
     "ablate": ("scse_monai.apps.ablate", "k-fold ablation: none / cSE / sSE / scSE (+ aggregations)"),
+    "bundle": ("scse_monai.apps.export_bundle", "write a copy of the MONAI bundle (configs, docs, LICENSE) to DIR"),
 }
 
 
