@@ -272,7 +272,10 @@ def read_dicom_series(folder: str | os.PathLike, with_pixels: bool = True) -> Di
     array = None
     if with_pixels:
         array = np.empty((size[1], size[0], n), dtype=np.float32)
-        from pydicom.pixels import apply_rescale
+        try:
+            from pydicom.pixels import apply_rescale
+        except ImportError:  # pydicom 2.4 (MONAI Label's server packages pin it): the same function, older name
+            from pydicom.pixel_data_handlers.util import apply_modality_lut as apply_rescale
 
         for k, (path, ds) in enumerate(zip(files, headers, strict=True)):
             try:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from scse_monai.apps.chaos.evaluate import evaluate_case, find_prediction
+from scse_monai.apps.chaos.phantom import save_dicom_file
 from scse_monai.cli import main
 from scse_monai.errors import InvalidInputError
 from scse_monai.metrics.chaos import compute_chaos_metrics, evaluate_label_volumes
@@ -50,7 +51,7 @@ def _write_dicoms(folder: Path, n: int, rows: int, cols: int, pixel_spacing, ste
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.PixelData = np.zeros((rows, cols), np.uint16).tobytes()
-        ds.save_as(folder / f"i{k:04d},0000b.dcm", enforce_file_format=True)
+        save_dicom_file(ds, folder / f"i{k:04d},0000b.dcm")
     return folder
 
 
