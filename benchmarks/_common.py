@@ -66,8 +66,12 @@ DEFAULT_NETWORK: dict[str, Any] = {
 def bundle_config_path(name: str) -> Path:
     """``configs/<name>`` of the bundle of the installed package (a wheel's copy, or the clone's ``bundle/``)."""
     from scse_monai.bundle_paths import bundle_dir
+    from scse_monai.errors import InvalidInputError
 
-    return bundle_dir() / "configs" / name
+    try:
+        return bundle_dir() / "configs" / name
+    except InvalidInputError:  # no bundle at all: callers fall back to their built-in default
+        return REPO_ROOT / "bundle" / "configs" / name
 
 
 def bundle_network_kwargs(config: str = "train.json") -> tuple[dict[str, Any], str]:
