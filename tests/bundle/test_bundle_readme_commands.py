@@ -20,8 +20,12 @@ README = BUNDLE / "docs" / "README.md"
 
 
 def readme_commands() -> dict[str, list[str]]:
-    """Commands of the README's bash blocks, keyed by what they run (training, evaluating, ...)."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    """Commands of the README's bash blocks, keyed by what they run (training, evaluating, ...).
+
+    The MONAI Label subsection's commands run in tests/integration/test_monailabel_server.py.
+    """
+    text = README.read_text().split("### MONAI Label")[0]
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     commands = [line for block in blocks for line in block.splitlines() if "monai.bundle" in line]
     keyed: dict[str, list[str]] = {}
     for line in commands:

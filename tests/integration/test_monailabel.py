@@ -2,7 +2,7 @@
 
 Nothing of MONAI Label is re-implemented here: the bundle is copied, unmodified apart from the tiny test sizes, into
 a ``monaibundle``-style app folder (``<app>/model/scse_chaos_segmentation``) and driven the way the server drives it
-(BUNDLE.md §6). Requires the ``label`` extra plus ``pip install --no-deps monailabel==0.8.5``.
+(BUNDLE.md §6). Requires the ``label`` extra plus ``pip install --no-deps monailabel==0.8.5 pydicom-seg==0.4.1``.
 """
 
 from __future__ import annotations
