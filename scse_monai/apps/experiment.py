@@ -1,9 +1,9 @@
 """Train and evaluate through the repository's MONAI bundle, one ``bundle_root`` per run (for demo and ablate).
 
 Everything goes through :class:`monai.bundle.ConfigWorkflow` on ``bundle/configs/train.json`` (training, which writes
-``<run>/models/model.pt``, ``last.pt`` and ``<run>/eval/history.json``) and ``[train.json, evaluate.json]``
-(evaluation of ``model.pt`` on the validation fold, which writes ``<run>/eval/chaos_metrics.json``): the experiments
-use exactly the configs a user would run with ``python -m monai.bundle run``, only with overrides.
+``<run>/models/model.pt``, ``<run>/train_state/last.pt`` and ``<run>/eval/history.json``) and ``[train.json,
+evaluate.json]`` (evaluation of ``model.pt`` on the validation fold, which writes ``<run>/eval/chaos_metrics.json``):
+the experiments use exactly the configs a user would run with ``python -m monai.bundle run``, only with overrides.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ __all__ = [
     "load_run",
     "median_epoch_time",
     "prepare_run_dir",
+    "training_finished",
 ]
 
 #: ablation variant -> ``network_def#se`` spec (r = 2 everywhere, the TMI paper's choice, Table V).
@@ -123,9 +124,25 @@ def _check_dataset(dataset_dir: Path) -> None:
         )
 
 
+def training_finished(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir/train_state/last.pt`` records a training run that reached its ``max_epochs``."""
+    from scse_monai.handlers import load_weights_only
+
+    state = Path(run_dir) / "train_state" / "last.pt"
+    if not state.is_file():
+        return False
+    run = load_weights_only(state).get("run", {})
+    return run.get("epoch") is not None and run["epoch"] >= run.get("max_epochs", math.inf)
+
+
 def train_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike, overrides: Mapping[str, Any]) -> None:
-    """Train with ``train.json`` in ``run_dir`` (resumes from ``run_dir/models/last.pt`` if present)."""
+    """Train with ``train.json`` in ``run_dir``: an interrupted run resumes, a finished one is kept as it is.
+
+    ``run_dir`` holds one setting (:func:`prepare_run_dir`); the bundle itself would start a finished run anew.
+    """
     _check_dataset(Path(dataset_dir))
+    if training_finished(run_dir):
+        return
     with quiet_logging():
         _run(bundle_workflow(["train"], run_dir, dataset_dir, overrides))
 
