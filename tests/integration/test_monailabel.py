@@ -24,6 +24,7 @@ from monai.bundle import ConfigParser
 from scse_monai.handlers import read_history
 
 from ..conftest import BUNDLE, TINY_BUNDLE_OVERRIDES
+from .bundle_copy import shrink_configs
 from .torchvision_standin import real_torchvision_works, write_torchvision_standin
 
 pytest.importorskip(
@@ -65,24 +66,19 @@ def ml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
                 del sys.modules[name]
 
 
+def _drop_image_path_workaround(name: str, config: dict) -> None:
+    if name == "inference.json":
+        transforms = config["preprocessing"]["transforms"]
+        config["preprocessing"]["transforms"] = [
+            t for t in transforms if t["_target_"] not in ("CopyItemsd", "DeleteItemsd")
+        ]
+        assert len(config["preprocessing"]["transforms"]) == len(transforms) - 4
+
+
 def _copy_bundle(dest: Path, drop_image_path_workaround: bool = False) -> Path:
     """Copy the bundle's configs and shrink them (a user edit of the copy, not an override MONAI Label passes)."""
     shutil.copytree(BUNDLE / "configs", dest / "configs")
-    for name in ("train.json", "inference.json"):
-        parser = ConfigParser()
-        parser.read_config(str(dest / "configs" / name))
-        for key, value in TINY_BUNDLE_OVERRIDES.items():
-            # "epochs" stays as shipped: the one epoch must come from MONAI Label's max_epochs override
-            if key in parser and key != "epochs":
-                parser[key] = value
-        config = {k: v for k, v in parser.config.items() if k != "_meta_"}
-        if drop_image_path_workaround and name == "inference.json":
-            transforms = config["preprocessing"]["transforms"]
-            config["preprocessing"]["transforms"] = [
-                t for t in transforms if t["_target_"] not in ("CopyItemsd", "DeleteItemsd")
-            ]
-            assert len(config["preprocessing"]["transforms"]) == len(transforms) - 4
-        (dest / "configs" / name).write_text(json.dumps(config, indent=4))
+    shrink_configs(dest / "configs", _drop_image_path_workaround if drop_image_path_workaround else None)
     return dest
 
 

@@ -30,11 +30,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigWorkflow
 
 from scse_monai.handlers import read_history
 
-from ..conftest import BUNDLE, TINY_BUNDLE_OVERRIDES
+from ..conftest import BUNDLE
+from .bundle_copy import shrink_configs
 from .torchvision_standin import real_torchvision_works, write_torchvision_standin
 
 pytest.importorskip("monailabel", reason="MONAI Label is not installed (see bundle/docs/README.md, MONAI Label)")
@@ -84,18 +85,6 @@ def _shell(cmd: str, cwd: Path, env: dict, timeout: float = 600) -> str:
     return done.stdout
 
 
-def _shrink(bundle: Path) -> None:
-    """The user's edit of the copy for a small CPU: the test sizes (epochs stay as shipped)."""
-    for name in ("train.json", "inference.json"):
-        parser = ConfigParser()
-        parser.read_config(str(bundle / "configs" / name))
-        for key, value in TINY_BUNDLE_OVERRIDES.items():
-            if key in parser and key != "epochs":
-                parser[key] = value
-        config = {k: v for k, v in parser.config.items() if k != "_meta_"}
-        (bundle / "configs" / name).write_text(json.dumps(config, indent=4) + "\n")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -127,7 +116,7 @@ def server(phantom_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     _shell(APP_CMD + " " + " ".join(prefix), work, env)
     _shell(EXPORT_CMD, work, env)
     bundle = work / "apps" / "monaibundle" / "model" / MODEL
-    _shrink(bundle)
+    shrink_configs(bundle / "configs")
     # train once with the README's command in the bundle folder (+ --epochs 1), so model.pt exists at start-up
     (work / "data").mkdir()
     (work / "data" / "chaos_nifti").symlink_to(phantom_data, target_is_directory=True)
