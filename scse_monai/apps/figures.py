@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from scse_monai.apps.chaos.labels import ORGANS  # noqa: E402
 from scse_monai.utils.io import atomic_path  # noqa: E402
 
 __all__ = [
@@ -96,7 +97,7 @@ def plot_examples(
                 ax.set_title(title)
         axes[r, 0].set_ylabel(ex.get("title", ""), fontsize=8)
     handles = [matplotlib.patches.Patch(color=c, label=n) for c, n in
-               zip(ORGAN_COLOURS, ("liver", "right kidney", "left kidney", "spleen"), strict=True)]
+               zip(ORGAN_COLOURS, ORGANS.values(), strict=True)]
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
     fig.subplots_adjust(bottom=0.08)
     save_figure(fig, path)

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 import nibabel as nib
 import numpy as np
 
+from scse_monai.apps.chaos.labels import NUM_CLASSES
 from scse_monai.errors import InvalidInputError
 
 __all__ = ["inverse_frequency_weights"]
 
 
 def inverse_frequency_weights(
-    datalist: Sequence[dict], num_classes: int = 5, label_key: str = "label", max_ratio: float = 50.0
+    datalist: Sequence[dict], num_classes: int = NUM_CLASSES, label_key: str = "label", max_ratio: float = 50.0
 ) -> list[float]:
     """Inverse-frequency class weights from the label volumes of a datalist (the seed recipe's weighting).
 
@@ -23,7 +24,7 @@ def inverse_frequency_weights(
 
     Args:
         datalist: entries with a label file path under ``label_key``.
-        num_classes: number of classes including background.
+        num_classes: number of classes including background; defaults to the CHAOS label space's.
         label_key: key of the label path.
         max_ratio: cap on largest / smallest weight.
 

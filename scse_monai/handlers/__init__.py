@@ -1,3 +1,4 @@
+from .chaos import CHAOSMetricHandler
 from .checkpoint import (
     AtomicDiskSaver,
     BestModelCheckpoint,
@@ -7,9 +8,11 @@ from .checkpoint import (
     unwrap_model,
 )
 from .history import TrainingHistory, read_history
-from .metrics import channel_output_transform
+from .organ_dice import channel_output_transform, organ_dice_metrics
 
 __all__ = [
+    "CHAOSMetricHandler",
     "channel_output_transform",
+    "organ_dice_metrics",
     "AtomicDiskSaver", "BestModelCheckpoint", "TrainingCheckpoint", "run_fingerprint",
     "load_weights_only", "TrainingHistory", "read_history", "unwrap_model"]

@@ -1,10 +1,14 @@
-"""Evaluation metrics: the CHAOS challenge metrics and scores, and an ignite handler that saves them.
+"""Evaluation metrics: the CHAOS challenge metrics and scores, as functions and as a MONAI cumulative metric.
 
-The handler lives in :mod:`scse_monai.metrics.handler` (``CHAOSMetricsSaver``) and is not imported here, so that the
-metric functions need neither ignite nor MONAI.
+The functions (:mod:`scse_monai.metrics.chaos`) need neither torch nor MONAI; :class:`CHAOSMetric`
+(:mod:`scse_monai.metrics.chaos_metric`, a MONAI ``CumulativeIterationMetric``) is loaded on first use. Its ignite
+handler is :class:`scse_monai.handlers.CHAOSMetricHandler`.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .chaos import (
     METRIC_KEYS,
@@ -17,6 +21,7 @@ from .chaos import (
     compute_chaos_metrics,
     dice,
     evaluate_label_volumes,
+    mean_record,
     ravd,
     score_assd,
     score_dice,
@@ -25,8 +30,10 @@ from .chaos import (
     summarise_cases,
     surface_distances,
 )
+from .tables import format_table, results_to_json, results_to_rows, rows_to_csv
 
 __all__ = [
+    "CHAOSMetric",
     "METRIC_KEYS",
     "ORGANS",
     "as_voxel_to_mm",
@@ -37,7 +44,12 @@ __all__ = [
     "compute_chaos_metrics",
     "dice",
     "evaluate_label_volumes",
+    "mean_record",
     "ravd",
+    "format_table",
+    "results_to_json",
+    "results_to_rows",
+    "rows_to_csv",
     "score_assd",
     "score_dice",
     "score_mssd",
@@ -45,3 +57,11 @@ __all__ = [
     "summarise_cases",
     "surface_distances",
 ]
+
+_LAZY = {"CHAOSMetric": "scse_monai.metrics.chaos_metric"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'scse_monai.metrics' has no attribute {name!r}")

@@ -36,9 +36,6 @@ its distances are the diagonal too, as in MATLAB.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -46,6 +43,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.errors import InvalidInputError
 
 __all__ = [
@@ -66,16 +64,10 @@ __all__ = [
     "chaos_scores",
     "compute_chaos_metrics",
     "evaluate_label_volumes",
+    "mean_record",
     "summarise_cases",
-    "results_to_rows",
-    "format_table",
-    "rows_to_csv",
-    "results_to_json",
 ]
 
-#: label -> organ name (the CHAOS label space; same as ``scse_monai.apps.chaos.labels.ORGANS``, kept here so that the
-#: metrics do not depend on the data tooling).
-ORGANS: dict[int, str] = {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
 
 #: keys of one metric record, in output order.
 METRIC_KEYS: tuple[str, ...] = (
@@ -309,7 +301,8 @@ def compute_chaos_metrics(pred: np.ndarray, ref: np.ndarray, geometry: Geometry)
     return out
 
 
-def _mean_record(records: Iterable[Mapping[str, float]]) -> dict[str, float]:
+def mean_record(records: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """The mean of each of :data:`METRIC_KEYS` over ``records`` (e.g. over the organs of a case)."""
     records = list(records)
     return {k: float(np.mean([r[k] for r in records])) for k in METRIC_KEYS}
 
@@ -326,7 +319,7 @@ def evaluate_label_volumes(
     skipped (no entry, not in the mean), whatever the prediction holds there.
 
     Args:
-        pred: predicted label map (0 background, 1 liver, 2 right kidney, 3 left kidney, 4 spleen), 3D.
+        pred: predicted label map (labels of :data:`ORGANS`, 0 background), 3D.
         ref: reference label map, same shape.
         affine_or_spacing: 4x4 voxel -> mm matrix (NIfTI affine, :func:`chaos_dicom_geometry`) or spacing in mm.
         organs: label -> name; defaults to :data:`ORGANS`.
@@ -352,7 +345,7 @@ def evaluate_label_volumes(
             continue
         out[name] = compute_chaos_metrics(pred == value, r, affine_or_spacing)
     if out:
-        out["mean"] = _mean_record(out.values())
+        out["mean"] = mean_record(out.values())
     return out
 
 
@@ -366,67 +359,8 @@ def summarise_cases(cases: Mapping[str, Mapping[str, Mapping[str, float]]]) -> d
     organ_names: list[str] = []
     for res in cases.values():
         organ_names += [o for o in res if o != "mean" and o not in organ_names]
-    out = {o: _mean_record(res[o] for res in cases.values() if o in res) for o in organ_names}
+    out = {o: mean_record(res[o] for res in cases.values() if o in res) for o in organ_names}
     means = [res["mean"] for res in cases.values() if "mean" in res]
     if means:
-        out["mean"] = _mean_record(means)
+        out["mean"] = mean_record(means)
     return out
-
-
-def results_to_rows(
-    cases: Mapping[str, Mapping[str, Mapping[str, float]]], summary: Mapping[str, Mapping[str, float]] | None = None
-) -> list[dict[str, object]]:
-    """Flatten results into rows ``{"case", "organ", METRIC_KEYS...}``.
-
-    Every case's organs and mean come first, then the summary's rows under case ``"mean"`` (computed with
-    :func:`summarise_cases` if not given and there are several cases).
-    """
-    rows: list[dict[str, object]] = []
-    for case, res in cases.items():
-        rows += [{"case": case, "organ": organ, **{k: rec[k] for k in METRIC_KEYS}} for organ, rec in res.items()]
-    if summary is None and len(cases) > 1:
-        summary = summarise_cases(cases)
-    for organ, rec in (summary or {}).items():
-        rows.append({"case": "mean", "organ": organ, **{k: rec[k] for k in METRIC_KEYS}})
-    return rows
-
-
-def format_table(rows: Sequence[Mapping[str, object]]) -> str:
-    """A fixed-width text table of rows from :func:`results_to_rows`.
-
-    Precision is the organisers' printed precision plus one digit: DICE/RAVD/ASSD 4 decimals, MSSD and scores 2.
-    """
-    header = ["case", "organ", "DICE", "RAVD %", "ASSD mm", "MSSD mm", "S_DICE", "S_RAVD", "S_ASSD", "S_MSSD", "score"]
-    fmt = ["{}", "{}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}"]
-    body = [[f.format(r[k]) for f, k in zip(fmt, ("case", "organ", *METRIC_KEYS), strict=True)] for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-
-    def line(cells: Sequence[str]) -> str:
-        pairs = enumerate(zip(cells, widths, strict=True))
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs)
-
-    lines = [line(header), "  ".join("-" * w for w in widths), *(line(b) for b in body)]
-    return "\n".join(lines)
-
-
-def rows_to_csv(rows: Sequence[Mapping[str, object]]) -> str:
-    """CSV text (header ``case,organ,<METRIC_KEYS>``) of rows from :func:`results_to_rows`, full precision."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["case", "organ", *METRIC_KEYS], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def _finite_or_none(obj: object) -> object:
-    # JSON has no inf/nan; RAVD is inf only for an organ absent from the reference, written as null.
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    return obj
-
-
-def results_to_json(results: Mapping[str, object]) -> str:
-    """Strict JSON text of a results mapping (non-finite floats become ``null``)."""
-    return json.dumps(_finite_or_none(results), indent=2, allow_nan=False) + "\n"

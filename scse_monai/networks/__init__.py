@@ -1,5 +1,5 @@
 from . import blocks, layers, nets
-from .excitation import ExcitationRecorder, capture_excitations
+from .excitation import ExcitationRecorder, SEGates, capture_excitations, excitation_gates
 from .utils import count_parameters, count_se_parameters, iter_se_layers
 
 __all__ = [
@@ -7,7 +7,9 @@ __all__ = [
     "layers",
     "nets",
     "ExcitationRecorder",
+    "SEGates",
     "capture_excitations",
+    "excitation_gates",
     "count_parameters",
     "count_se_parameters",
     "iter_se_layers",

@@ -1,9 +1,28 @@
-"""Record the excitations (gates) of every SE layer of a network with forward hooks, for analysis and figures.
+"""Record the excitations (gates) of every SE layer of a network, for analysis and figures.
 
-The channel gate of a cSE branch is s = sigmoid(W1 relu(W2 z)) in (0, 1)^C, the output of MONAI's
-:class:`~monai.networks.blocks.ChannelSELayer`'s ``fc`` module (which :class:`ChannelSpatialSELayer.channel_gate`
-also calls); the spatial gate of an sSE branch is sigmoid(q), the output of :class:`SpatialSELayer`'s ``sigmoid``.
-Hooking those sub-modules records exactly the values the layers multiply with, without changing the forward pass.
+The channel gate of a cSE branch is s = sigmoid(W1 relu(W2 z)) in (0, 1)^C, the spatial gate of an sSE branch is
+sigmoid(q) in (0, 1)^(1 x spatial). An SE layer tells the recorder its gates through a one-method protocol,
+:class:`SEGates`: ``excitation_gates(x)`` returns ``{"channel": ..., "spatial": ...}`` for the layer's input ``x``.
+A forward pre-hook on every SE layer (every class registered in :data:`scse_monai.networks.layers.SE`, user
+registrations included) calls it on the layer's actual input, without gradients, so the forward pass is unchanged.
+The project's layers and MONAI's :class:`~monai.networks.blocks.ChannelSELayer` (which cannot carry the method) are
+known here; any other block implements the method::
+
+    class MyChannelSE(nn.Module):
+        def __init__(self, spatial_dims: int, in_channels: int, r: int = 2) -> None:
+            super().__init__()
+            self.fc = nn.Sequential(nn.Linear(in_channels, in_channels // r), nn.ReLU(),
+                                    nn.Linear(in_channels // r, in_channels), nn.Sigmoid())
+
+        def excitation_gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"channel": self.fc(x.flatten(2).mean(2))}           # (batch, channels)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            g = self.excitation_gates(x)["channel"]
+            return x * g.view(*g.shape, *([1] * (x.ndim - 2)))
+
+    SE.add_factory_class("mycse", MyChannelSE)
+    records = capture_excitations(SEUNet(..., se="mycse"), x)   # records[...].channel holds MyChannelSE's gates
 
 This is what SENet's "role of excitation" analysis looks at (Hu et al., arXiv 1709.01507, §7.2, Figs. 6-7: mean
 channel gates per class and layer) and what Roy et al. show as spatial attention maps (TMI 2019, §IV-I, Fig. 7).
@@ -18,18 +37,19 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
 from monai.networks.blocks import ChannelSELayer
 
-from scse_monai.networks.blocks.squeeze_and_excitation import SpatialSELayer
+from scse_monai.networks.blocks.squeeze_and_excitation import ChannelSpatialSELayer, SpatialSELayer
 from scse_monai.networks.utils import iter_se_layers
 
-__all__ = ["ExcitationRecord", "ExcitationRecorder", "capture_excitations", "gate_modules"]
+__all__ = ["SEGates", "ExcitationRecord", "ExcitationRecorder", "capture_excitations", "excitation_gates"]
 
 
 @dataclass
@@ -54,20 +74,43 @@ class ExcitationRecord:
         return None if self.channel is None else int(self.channel.shape[1])
 
 
-def gate_modules(layer: nn.Module) -> dict[str, nn.Module]:
-    """The sub-modules of an SE layer whose outputs are its gates: ``{"channel": fc, "spatial": sigmoid}``.
+#: SE layers whose gates :func:`excitation_gates` knows without the :class:`SEGates` method.
+_BUILT_IN = (ChannelSpatialSELayer, SpatialSELayer, ChannelSELayer)
 
-    Any :class:`~monai.networks.blocks.ChannelSELayer` (also inside an scSE, or a subclass such as
-    ``ResidualSELayer``) contributes its ``fc``; any :class:`SpatialSELayer` its ``sigmoid``. A layer holding
-    several of one kind contributes the first (in registration order).
+
+@runtime_checkable
+class SEGates(Protocol):
+    """What an SE block implements so that its gates are recorded (see the module docstring for an example)."""
+
+    def excitation_gates(self, x: torch.Tensor) -> Mapping[str, torch.Tensor]:
+        """The gates the block applies to its input ``x``.
+
+        Returns:
+            ``{"channel": (batch, channels[, 1, ...]), "spatial": (batch, 1, *spatial)}``; a block without one of
+            the branches leaves that key out.
+        """
+        ...
+
+
+def excitation_gates(layer: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The gates ``layer`` applies to its input ``x``: :meth:`SEGates.excitation_gates` or a built-in layer's own.
+
+    Built in: :class:`ChannelSpatialSELayer` (its ``channel_gate`` and its sSE's ``gate``), :class:`SpatialSELayer`
+    (``gate``) and MONAI's :class:`~monai.networks.blocks.ChannelSELayer` and subclasses (``fc`` on ``avg_pool``).
+
+    Returns:
+        ``{"channel": ..., "spatial": ...}`` (either key may be absent); empty for a layer that neither implements
+        the protocol nor is built in.
     """
-    found: dict[str, nn.Module] = {}
-    for module in layer.modules():
-        if isinstance(module, ChannelSELayer):
-            found.setdefault("channel", module.fc)
-        elif isinstance(module, SpatialSELayer):
-            found.setdefault("spatial", module.sigmoid)
-    return found
+    if isinstance(layer, SEGates):
+        return dict(layer.excitation_gates(x))
+    if isinstance(layer, ChannelSpatialSELayer):
+        return {"channel": layer.channel_gate(x), "spatial": layer.sse.gate(x)}
+    if isinstance(layer, SpatialSELayer):
+        return {"spatial": layer.gate(x)}
+    if isinstance(layer, ChannelSELayer):
+        return {"channel": layer.fc(layer.avg_pool(x).reshape(x.shape[0], x.shape[1]))}
+    return {}
 
 
 class ExcitationRecorder:
@@ -75,7 +118,9 @@ class ExcitationRecorder:
 
     SE layers are those found by :func:`scse_monai.networks.iter_se_layers` (classes registered in
     :data:`scse_monai.networks.layers.SE`), so any network containing them works, not only
-    :class:`~scse_monai.networks.nets.SEUNet`. Hooks are removed on exit, also after an exception.
+    :class:`~scse_monai.networks.nets.SEUNet`; their gates come from :func:`excitation_gates` (the :class:`SEGates`
+    protocol), computed on each layer's input by a forward pre-hook. Hooks are removed on exit, also after an
+    exception.
 
     Args:
         net: the network (left in its current train/eval mode; call ``net.eval()`` for inference statistics).
@@ -107,23 +152,33 @@ class ExcitationRecorder:
         """Reset the records (one empty record per SE layer)."""
         self.records = {name: ExcitationRecord(name, type(layer).__name__) for name, layer in self.layers}
 
-    def _hook(self, name: str, kind: str) -> Callable[[nn.Module, Any, torch.Tensor], None]:
-        def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-            value = output.detach().to("cpu", copy=True)
-            if kind == "channel":
-                value = value.reshape(value.shape[0], -1)  # (B, C), whatever view the layer applies next
-            setattr(self.records[name], kind, value)
+    def _hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+        wanted = {"channel": self.channel, "spatial": self.spatial}
+
+        def hook(module: nn.Module, inputs: tuple[Any, ...]) -> None:
+            with torch.no_grad():
+                gates = excitation_gates(module, inputs[0])
+            for kind, gate in gates.items():
+                if not wanted.get(kind, False):
+                    continue
+                value = gate.detach().to("cpu", copy=True)
+                if kind == "channel":
+                    value = value.reshape(value.shape[0], -1)  # (B, C), whatever view the layer applies next
+                setattr(self.records[name], kind, value)
 
         return hook
 
     def __enter__(self) -> ExcitationRecorder:
         self.clear()
-        wanted = {"channel": self.channel, "spatial": self.spatial}
         try:
             for name, layer in self.layers:
-                for kind, module in gate_modules(layer).items():
-                    if wanted[kind]:
-                        self._handles.append(module.register_forward_hook(self._hook(name, kind)))
+                if not isinstance(layer, (SEGates, *_BUILT_IN)):
+                    warnings.warn(
+                        f"SE layer {name} ({type(layer).__name__}) has no excitation_gates(x) method; its gates are "
+                        "not recorded (see scse_monai.networks.excitation.SEGates)",
+                        stacklevel=2,
+                    )
+                self._handles.append(layer.register_forward_pre_hook(self._hook(name)))
         except BaseException:
             self.remove()
             raise

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -14,7 +16,9 @@ import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.networks.nets import UNet
 
+from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.handlers import read_history
+from scse_monai.metrics import METRIC_KEYS
 
 from ..conftest import BUNDLE, TINY_BUNDLE_OVERRIDES
 
@@ -61,6 +65,7 @@ def test_training_writes_a_strictly_loadable_state_dict(trained: Path) -> None:
     history = read_history(trained / "eval" / "history.json")
     assert [e["epoch"] for e in history] == [1]
     assert np.isfinite(history[0]["loss"]) and "val_mean_dice" in history[0]
+    assert {"val_chaos_score", *(f"val_dice_{o.replace(' ', '_')}" for o in ORGANS.values())} <= set(history[0])
 
 
 def _train(root: Path, data: Path, **overrides) -> list[dict]:
@@ -131,12 +136,24 @@ def test_inference_output_in_input_geometry(trained: Path, phantom_data: Path, t
 def test_evaluate_writes_chaos_report(trained: Path, phantom_data: Path) -> None:
     _run(_workflow([str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")], "train", bundle_root=str(trained),
                    dataset_dir=str(phantom_data), **TINY_BUNDLE_OVERRIDES))
-    report = json.loads((trained / "eval" / "chaos_metrics.json").read_text())
-    assert report, "empty CHAOS report"
-    text = json.dumps(report)
-    for key in ("dice", "ravd", "assd", "mssd", "score"):
-        assert f'"{key}"' in text
-    assert (trained / "eval" / "chaos_metrics.csv").read_text().count("\n") >= 2
+    eval_dir = trained / "eval"
+    report = json.loads((eval_dir / "chaos_metrics.json").read_text())
+    assert report["cases"], "empty CHAOS report"
+    # MONAI's MetricsSaver: the engine's metrics, and one (case x organ) table per CHAOS metric key
+    saved = dict(line.split(",") for line in (eval_dir / "metrics.csv").read_text().splitlines())
+    assert float(saved["val_chaos_score"]) == pytest.approx(report["mean"]["mean"]["score"])
+    assert "val_mean_dice" in saved and "val_dice_liver" in saved
+    for key in METRIC_KEYS:
+        with open(eval_dir / f"chaos_{key}_raw.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert list(rows[0]) == ["filename", *(f"class{i}" for i in range(len(ORGANS))), "mean"]
+        assert len(rows) == len(report["cases"])
+        for row in rows:
+            case = report["cases"][Path(row["filename"]).name.split(".")[0]]
+            for i, organ in enumerate(ORGANS.values()):
+                expected = case[organ][key] if organ in case else math.nan
+                assert float(row[f"class{i}"]) == pytest.approx(expected, abs=1e-4, nan_ok=True)
+        assert (eval_dir / f"chaos_{key}_summary.csv").is_file()
 
 
 def test_baseline_switch_trains_monai_unet(phantom_data: Path, tmp_path: Path) -> None:

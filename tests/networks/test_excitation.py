@@ -101,3 +101,57 @@ def test_works_on_any_network_with_se_layers() -> None:
     assert records["4"].channel is None and records["4"].spatial.shape == (2, 1, 8, 8)
     assert isinstance(net[1], ChannelSpatialSELayer)
     assert capture_excitations(nn.Conv2d(1, 1, 1), torch.randn(1, 1, 4, 4)) == {}
+
+
+class UserChannelSE(nn.Module):
+    """A user's own cSE (no MONAI or scse_monai layer inside) implementing the SEGates protocol."""
+
+    def __init__(self, spatial_dims: int, in_channels: int, r: int = 2) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(in_channels, in_channels // r), nn.ReLU(),
+                                nn.Linear(in_channels // r, in_channels), nn.Sigmoid())
+
+    def excitation_gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"channel": self.fc(x.flatten(2).mean(2))}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.excitation_gates(x)["channel"]
+        return x * g.view(*g.shape, *([1] * (x.ndim - 2)))
+
+
+class UserOpaqueSE(nn.Module):
+    """A registered block that does not implement the protocol."""
+
+    def __init__(self, spatial_dims: int, in_channels: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.w)
+
+
+def test_user_registered_block_gates_are_captured(se_registry) -> None:
+    torch.manual_seed(0)
+    se_registry.add_factory_class("userse", UserChannelSE)
+    net = SEUNet(spatial_dims=2, in_channels=1, out_channels=3, channels=(4, 8, 16), strides=(2, 2),
+                 se=("userse", {"r": 2})).eval()
+    x = torch.randn(2, 1, 32, 32)
+    records = capture_excitations(net, x)
+    inputs = _inputs_of_se_layers(net, x)
+    assert len(records) == 4 and all(r.layer_type == "UserChannelSE" for r in records.values())
+    layers = dict(iter_se_layers(net))
+    for name, rec in records.items():
+        u = inputs[name]
+        assert rec.channel.shape == u.shape[:2] and rec.spatial is None
+        with torch.no_grad():
+            # the recorded gate is what the block multiplies its input with
+            torch.testing.assert_close(layers[name](u), u * rec.channel[:, :, None, None])
+    assert _no_hooks(net)
+
+
+def test_block_without_the_protocol_warns_and_records_nothing(se_registry) -> None:
+    se_registry.add_factory_class("opaquese", UserOpaqueSE)
+    net = SEUNet(spatial_dims=2, in_channels=1, out_channels=2, channels=(4, 8), strides=(2,), se="opaquese")
+    with pytest.warns(UserWarning, match="excitation_gates"):
+        records = capture_excitations(net, torch.randn(1, 1, 16, 16))
+    assert records and all(r.channel is None and r.spatial is None for r in records.values())

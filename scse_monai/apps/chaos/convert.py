@@ -34,7 +34,7 @@ import numpy as np
 
 from scse_monai.apps.chaos.discover import MODALITIES, ChaosCase, discover_cases
 from scse_monai.apps.chaos.io import natural_key, read_dicom_series, read_png_stack
-from scse_monai.apps.chaos.labels import ORGANS, labels_from_ct_ground, labels_from_mr_grey
+from scse_monai.apps.chaos.labels import LABELS, labels_from_ct_ground, labels_from_mr_grey
 from scse_monai.errors import InvalidInputError
 from scse_monai.utils.io import atomic_save_nifti, atomic_write_text
 
@@ -277,12 +277,12 @@ def assign_folds(patients: Sequence[str], folds: int = 5, seed: int = 0) -> dict
 def _datalist(training: list[dict], test: list[dict]) -> dict:
     return {
         "name": "CHAOS",
-        "description": "CHAOS (ISBI 2019) converted by scse_monai: NIfTI volumes, labels 0..4 in one space for CT "
-        "and MR, patient-level folds",
+        "description": "CHAOS (ISBI 2019) converted by scse_monai: NIfTI volumes, one label space for CT and MR "
+        "(see labels), patient-level folds",
         "reference": "Kavur et al., Medical Image Analysis 69 (2021) 101950, https://arxiv.org/abs/2001.06535",
         "licence": LICENCE,
         "tensorImageSize": "3D",
-        "labels": {"0": "background", **{str(k): v for k, v in ORGANS.items()}},
+        "labels": {str(value): name for name, value in LABELS.items()},
         "numTraining": len(training),
         "numTest": len(test),
         "training": training,

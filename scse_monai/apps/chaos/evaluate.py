@@ -42,17 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from scse_monai.apps.chaos.io import read_dicom_series, read_png_stack
-from scse_monai.apps.chaos.labels import labels_from_ct_ground, labels_from_mr_grey
+from scse_monai.apps.chaos.labels import NUM_CLASSES, ORGANS, labels_from_ct_ground, labels_from_mr_grey
 from scse_monai.errors import InvalidInputError
-from scse_monai.metrics.chaos import (
-    chaos_dicom_geometry,
-    evaluate_label_volumes,
-    format_table,
-    results_to_json,
-    results_to_rows,
-    rows_to_csv,
-    summarise_cases,
-)
+from scse_monai.metrics.chaos import Geometry, as_voxel_to_mm, chaos_dicom_geometry
+from scse_monai.metrics.tables import format_table, results_to_json, results_to_rows, rows_to_csv
 from scse_monai.utils.io import atomic_write_text
 
 __all__ = [
@@ -119,10 +112,10 @@ def read_nifti_labels(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim != 3:
         raise InvalidInputError(f"label map has shape {data.shape}; expected a 3D volume", path)
     values = np.unique(data)
-    bad = values[(values != np.round(values)) | (values < 0) | (values > 4)] if values.size else values
+    bad = values[(values != np.round(values)) | (values < 0) | (values >= NUM_CLASSES)] if values.size else values
     if bad.size:
         shown = ", ".join(f"{v:g}" for v in bad[:8])
-        raise InvalidInputError(f"label map holds values {shown}; expected labels 0..4", path)
+        raise InvalidInputError(f"label map holds values {shown}; expected labels 0..{NUM_CLASSES - 1}", path)
     return data.astype(np.uint8), np.asarray(img.affine, dtype=np.float64)
 
 
@@ -168,7 +161,7 @@ def evaluate_case(
     """Evaluate one case given as files/folders; see the module docstring for the rules.
 
     Returns:
-        :func:`~scse_monai.metrics.chaos.evaluate_label_volumes`'s result, per organ and ``"mean"``.
+        the case's record of :meth:`scse_monai.metrics.CHAOSMetric.results`, per organ and ``"mean"``.
 
     Raises:
         InvalidInputError: on unreadable inputs, a shape or slice-count mismatch, non-binary CT Ground, unknown
@@ -222,10 +215,30 @@ def evaluate_case(
         seg = _pred_png_labels(p.values, ct, p.path)
     else:
         seg = (p.values != 0).astype(np.uint8) if ct else p.values
-    result = evaluate_label_volumes(seg, ref, geometry)
-    if not result:
-        raise InvalidInputError("the reference contains none of the organs (labels 1..4); nothing to evaluate", g.path)
-    return result
+    metric = _chaos_metric()
+    _add_case(metric, "case", seg, ref, geometry)
+    cases = metric.results()["cases"]
+    if not cases:
+        raise InvalidInputError("the reference contains none of the organs; nothing to evaluate", g.path)
+    return cases["case"]
+
+
+def _chaos_metric():
+    # imported here: torch/MONAI are not needed by the label I/O that `export` imports from this module
+    from scse_monai.metrics.chaos_metric import CHAOSMetric
+
+    return CHAOSMetric()
+
+
+def _add_case(metric, case: str, seg: np.ndarray, ref: np.ndarray, geometry: Geometry) -> None:
+    """Feed one case (label maps, voxel -> mm geometry) to a :class:`~scse_monai.metrics.CHAOSMetric`."""
+    import torch
+    from monai.data import MetaTensor
+
+    affine = torch.as_tensor(as_voxel_to_mm(geometry))
+    meta = {"filename_or_obj": case}
+    metric(y_pred=[MetaTensor(torch.as_tensor(seg[None]), affine=affine, meta=dict(meta))],
+           y=[MetaTensor(torch.as_tensor(ref[None]), affine=affine, meta=dict(meta))])
 
 
 def find_prediction(pred_dir: str | os.PathLike, case: str) -> Path:
@@ -289,8 +302,7 @@ def evaluate_datalist(
     """Evaluate every labelled datalist entry (optionally only ``folds``) against its prediction in ``pred_dir``.
 
     Returns:
-        ``{"cases": {case: per-organ result}, "mean": summary}`` (see
-        :func:`~scse_monai.metrics.chaos.summarise_cases`).
+        :meth:`scse_monai.metrics.CHAOSMetric.results`: ``{"cases": {case: per-organ result}, "mean": summary}``.
 
     Raises:
         InvalidInputError: on a missing/ambiguous prediction, unreadable file, shape or grid mismatch, or no entry.
@@ -305,7 +317,7 @@ def evaluate_datalist(
         entries = [e for e in entries if e.get("fold") in folds]
     if not entries:
         raise InvalidInputError(f"no labelled entries{f' in folds {folds}' if folds else ''}", datalist)
-    cases: dict[str, dict] = {}
+    metric = _chaos_metric()
     for entry in tqdm(entries, desc="evaluate", unit="case"):
         case = str(entry.get("case") or _strip_nifti(Path(entry["label"]).name))
         ref_path = datalist.parent / entry["label"]
@@ -317,12 +329,11 @@ def evaluate_datalist(
                 f"shape mismatch: prediction {seg.shape} vs label {ref_path.name} {ref.shape}", pred_path
             )
         _check_same_grid(pred_path, seg_affine, ref_affine, ref_path)
-        result = evaluate_label_volumes(seg, ref, ref_affine)
-        if not result:
+        if not np.isin(ref, list(ORGANS)).any():
             logger.warning("%s: reference holds no organ; case skipped", ref_path)
             continue
-        cases[case] = result
-    return {"cases": cases, "mean": summarise_cases(cases)}
+        _add_case(metric, case, seg, ref, ref_affine)
+    return metric.results()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

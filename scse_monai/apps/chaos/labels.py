@@ -1,6 +1,10 @@
-"""CHAOS label encodings: Ground PNG values -> one label space for CT and MR, and back for submissions.
+"""The CHAOS label space, and its encodings: Ground PNG values -> one label space for CT and MR, and back.
 
-Label space (all modalities): 0 background, 1 liver, 2 right kidney, 3 left kidney, 4 spleen.
+:data:`LABELS` is the package's single definition of the label space (all modalities): 0 background, 1 liver,
+2 right kidney, 3 left kidney, 4 spleen. Everything else derives from it: :data:`ORGANS`, :data:`NUM_CLASSES`, the
+converter's ``dataset.json``, the CHAOS metrics, the class weights, the figures and the bundle configs (through
+``$scse_monai.apps.chaos.labels.NUM_CLASSES``; ``metadata.json``'s ``channel_def``, which MONAI Label reads as data,
+is checked against it by a test).
 
 - CT Ground (liver only) is a 1-bit PNG; the organisers' notes say "any value greater than zero represents the liver".
 - MR Ground uses grey levels 63/126/189/252 with tolerance ranges from the organisers' ``NOTES_PLEASE_READ.txt``;
@@ -15,9 +19,24 @@ import numpy as np
 
 from scse_monai.errors import InvalidInputError
 
-__all__ = ["ORGANS", "GREY_LEVELS", "GREY_RANGES", "labels_from_ct_ground", "labels_from_mr_grey", "labels_to_grey"]
+__all__ = [
+    "LABELS",
+    "ORGANS",
+    "NUM_CLASSES",
+    "GREY_LEVELS",
+    "GREY_RANGES",
+    "labels_from_ct_ground",
+    "labels_from_mr_grey",
+    "labels_to_grey",
+]
 
-ORGANS: dict[int, str] = {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
+#: The CHAOS label space: name -> label value, background first (MONAI Label's ``labels`` convention).
+LABELS: dict[str, int] = {"background": 0, "liver": 1, "right kidney": 2, "left kidney": 3, "spleen": 4}
+#: label value -> organ name, background excluded, in label order.
+ORGANS: dict[int, str] = {value: name for name, value in sorted(LABELS.items(), key=lambda kv: kv[1]) if value}
+#: number of classes including background (network output channels).
+NUM_CLASSES: int = len(LABELS)
+#: label -> grey level of the organisers' MR Ground and submission PNGs.
 GREY_LEVELS: dict[int, int] = {1: 63, 2: 126, 3: 189, 4: 252}
 # label -> (low, high): grey value v maps to the label when low < v <= high.
 GREY_RANGES: dict[int, tuple[int, int]] = {1: (55, 70), 2: (110, 135), 3: (175, 200), 4: (240, 255)}
@@ -51,8 +70,8 @@ def labels_from_mr_grey(arr: np.ndarray) -> tuple[np.ndarray, int]:
         arr: raw 8-bit Ground values.
 
     Returns:
-        ``(labels, unmapped)``: ``uint8`` labels 0..4 with ``arr``'s shape, and the number of non-zero voxels that
-        fall in no range and were therefore set to background.
+        ``(labels, unmapped)``: ``uint8`` labels (:data:`LABELS`) with ``arr``'s shape, and the number of non-zero
+        voxels that fall in no range and were therefore set to background.
     """
     arr = np.asarray(arr)
     labels = np.zeros(arr.shape, dtype=np.uint8)
@@ -63,15 +82,15 @@ def labels_from_mr_grey(arr: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def labels_to_grey(labels: np.ndarray) -> np.ndarray:
-    """Labels 0..4 -> CHAOS submission grey levels (0, 63, 126, 189, 252), ``uint8``.
+    """Labels (:data:`LABELS`) -> CHAOS submission grey levels (0, 63, 126, 189, 252), ``uint8``.
 
     Raises:
-        InvalidInputError: if ``labels`` holds values outside 0..4.
+        InvalidInputError: if ``labels`` holds values outside the label space.
     """
     labels = np.asarray(labels)
-    unexpected = np.setdiff1d(np.unique(labels), np.arange(5))
+    unexpected = np.setdiff1d(np.unique(labels), np.arange(NUM_CLASSES))
     if unexpected.size:
         shown = ", ".join(str(v) for v in unexpected[:8])
-        raise InvalidInputError(f"labels hold values {shown}; expected 0..4 ({ORGANS})")
+        raise InvalidInputError(f"labels hold values {shown}; expected 0..{NUM_CLASSES - 1} ({ORGANS})")
     lut = np.array([0] + [GREY_LEVELS[k] for k in sorted(GREY_LEVELS)], dtype=np.uint8)
     return lut[labels.astype(np.intp)]

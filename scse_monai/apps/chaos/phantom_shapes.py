@@ -20,6 +20,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from scse_monai.apps.chaos.labels import LABELS
+
 __all__ = ["Tissue", "Anatomy", "SmoothField", "make_anatomy"]
 
 
@@ -165,20 +167,21 @@ def make_anatomy(
         _radius(x, y, z, (liver_c[0] + 75 * s, liver_c[1] - 45, liver_c[2] + 20), lobe_semi),
     )
     liver = cavity & (liver_r < 1 + 0.1 * organ_fields[0](x, y, z))
-    paint(liver, Tissue.LIVER, 1)
+    paint(liver, Tissue.LIVER, LABELS["liver"])
     hilum = np.array([liver_c[0] + 25, liver_c[1] + 20, liver_c[2] - 10], dtype=np.float32)
     for d in vessel_dirs:  # portal / hepatic vein branches inside the liver
         d = d / np.linalg.norm(d)
         t = np.clip((x - hilum[0]) * d[0] + (y - hilum[1]) * d[1] + (z - hilum[2]) * d[2], 0, 70 * s)
         dist2 = (x - hilum[0] - t * d[0]) ** 2 + (y - hilum[1] - t * d[1]) ** 2 + (z - hilum[2] - t * d[2]) ** 2
-        paint(liver & (dist2 < 3.5**2), Tissue.LIVER_VESSEL, 1)
+        paint(liver & (dist2 < 3.5**2), Tissue.LIVER_VESSEL, LABELS["liver"])
 
     spleen_r = _radius(x, y, z, spleen_c, spleen_semi, 2.0, spleen_angle)
-    paint(cavity & (spleen_r < 1 + 0.1 * organ_fields[1](x, y, z)), Tissue.SPLEEN, 4)
+    paint(cavity & (spleen_r < 1 + 0.1 * organ_fields[1](x, y, z)), Tissue.SPLEEN, LABELS["spleen"])
 
     spine_y = half_d - fat_t - 40
-    for side, label, kz, semi, field in ((-1, 2, kidney_z[0], kidney_semi[0], organ_fields[2]),
-                                         (1, 3, kidney_z[1], kidney_semi[1], organ_fields[3])):
+    kidneys = ((-1, LABELS["right kidney"], kidney_z[0], kidney_semi[0], organ_fields[2]),
+               (1, LABELS["left kidney"], kidney_z[1], kidney_semi[1], organ_fields[3]))
+    for side, label, kz, semi, field in kidneys:
         kc = (side * 60 * s, spine_y - 10, kz)
         angle = side * np.deg2rad(25)
         kr = _radius(x, y, z, kc, semi, 2.0, angle) - 0.06 * field(x, y, z)

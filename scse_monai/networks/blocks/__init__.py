@@ -1,12 +1,16 @@
 from monai.networks.blocks import ChannelSELayer
 
+from .fused_scse import SCSEMaxFunction, scse_max, scse_max_reference
 from .maxout import maxout_recalibrate, maxout_reference
 from .squeeze_and_excitation import ChannelSpatialSELayer, SpatialSELayer
 
 __all__ = [
     "ChannelSELayer",
     "ChannelSpatialSELayer",
+    "SCSEMaxFunction",
     "SpatialSELayer",
     "maxout_recalibrate",
     "maxout_reference",
+    "scse_max",
+    "scse_max_reference",
 ]

@@ -1,32 +1,49 @@
-"""Max-out scSE with the sSE squeeze fused in, keeping no copy of the layer's input for backward.
+"""Max-out scSE with the sSE squeeze fused in: the plain formula's values and gradients, fewer saved tensors.
 
-:func:`~scse_monai.networks.blocks.maxout.maxout_recalibrate` already avoids saving the two full-size products,
-but the layer's input ``x`` is still saved: by the sSE 1x1 convolution (for its weight gradient) and by the
-max-out itself. The next layer saves the scSE *output* anyway, and since both gates are positive (sigmoids), ``x``
-can be recovered from it: ``x = out / g_sel`` with ``g_sel`` the gate that won the max. This Function therefore
-computes the sSE gate and the max-out together and saves only ``out`` (shared with the next layer, so it costs
-nothing), the two small gates and the 1x1 weights. The cSE squeeze is a ``mean`` over space, whose backward needs
-no input either.
+The plain formula ``max(x * g_c, x * sigmoid(conv1x1(x)))`` (:func:`scse_max_reference`; Roy et al., TMI 2019, eq. 7)
+makes autograd keep both full-size products ``x * g_c`` and ``x * g_s`` for ``torch.maximum``'s backward, two extra
+activations per layer. :class:`SCSEMaxFunction` computes the sSE squeeze and the max-out in one
+:class:`torch.autograd.Function` that keeps only the layer's input ``x`` (which the sSE 1x1 convolution would keep
+anyway), the channel gate and the 1x1 weights, and recomputes the products in backward.
 
-Gradients follow ``torch.maximum``'s rule (the larger product takes the gradient, a tie splits it in half); ties
-are recognised where the gates are equal or ``x == 0``. Where the winning gate underflows to 0 the input cannot be
-recovered, but its gradient contributions carry a factor ``g (1 - g) = 0`` or ``g = 0`` there, so 0 is used.
+It is correct by construction where it matters for a drop-in block:
 
-Under TorchScript, tracing or ONNX export the plain formula is used; under autocast only the max-out is fused
-(:func:`~scse_monai.networks.blocks.maxout.maxout_recalibrate`), so that the convolution keeps autocast's precision.
+- it saves its *input*, never its output, so in-place ops and residual ``+=`` after the block are safe;
+- backward applies the chain rule of the plain formula literally, including ``torch.maximum``'s tie rule (equal
+  products, e.g. ``x == 0`` or equal or saturated gates, give each side half; see ``derivatives.yaml``), so saturated
+  gates and negative inputs get the same gradients as the plain formula;
+- backward is written with differentiable, out-of-place torch ops, so double backward works, and
+  ``generate_vmap_rule`` with a separate ``setup_context`` lets ``torch.func`` (``vmap``, ``jacrev``, ``grad``)
+  transform it;
+- under autocast the sSE squeeze and the sigmoid run in float32 (a known SE failure mode in half precision); the
+  output keeps the input's (autocast) dtype.
+
+TorchScript, tracing and ONNX export see the plain formula (an ``autograd.Function`` cannot be scripted or exported);
+``torch.compile`` sees :func:`scse_max_select`, the same values written as one selected gate, which inductor fuses
+into fewer passes than the two products and the max.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
-from scse_monai.networks.blocks.maxout import maxout_recalibrate
+from scse_monai.networks.blocks.maxout import maxout_blocked
 
-__all__ = ["scse_max_fused", "scse_max_reference"]
+__all__ = [
+    "SCSEMaxFunction",
+    "gate_dtype",
+    "scse_max",
+    "scse_max_formula",
+    "scse_max_reference",
+    "scse_max_select",
+    "spatial_gate",
+    "spatial_squeeze",
+]
 
-
-def _squeeze(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def spatial_squeeze(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """The sSE squeeze q = conv1x1(x), (B, 1, *S): the same convolution call as the sSE layer, so values match it."""
     if x.ndim == 3:
         return F.conv1d(x, weight, bias)
@@ -37,79 +54,131 @@ def _squeeze(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch
 
 def scse_max_reference(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """The plain formula: ``max(x * g_c, x * sigmoid(conv1x1(x)))``."""
-    g_s = torch.sigmoid(_squeeze(x, weight, bias))
+    g_s = torch.sigmoid(spatial_squeeze(x, weight, bias))
     return torch.maximum(x * g_c, x * g_s)
 
 
-class _FusedSCSEMax(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):  # noqa: D102
-        g_s = torch.sigmoid(_squeeze(x, weight, bias))
-        out = x * g_c
-        torch.maximum(out, x * g_s, out=out)
-        ctx.save_for_backward(out, g_c, g_s, weight)
-        return out
+def gate_dtype(a: torch.Tensor, b: torch.Tensor) -> torch.dtype:
+    """The precision of the gates: that of ``a`` and ``b`` (a gate, the weights), at least float32.
+
+    The squeezes and sigmoids are never computed in half precision (a known SE failure mode under AMP).
+    """
+    return torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
+
+
+def spatial_gate(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The sSE gate ``sigmoid(conv1x1(x))`` computed in ``dtype``."""
+    return torch.sigmoid(spatial_squeeze(x.to(dtype), weight.to(dtype), bias.to(dtype)))
+
+
+def scse_max_formula(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The plain formula with the gates in at least float32 and autocast off; the result in ``x.dtype``.
+
+    For float32/float64 inputs it is :func:`scse_max_reference` op for op.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        dtype = gate_dtype(g_c, weight)
+        g_s = spatial_gate(x, weight, bias, dtype)
+        xd = x.to(dtype)
+        return torch.maximum(xd * g_c.to(dtype), xd * g_s).to(x.dtype)
+
+
+def _reduce_to(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return t.sum_to_size(like.shape).to(like.dtype)
+
+
+def scse_max_select(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Max-out as one selected gate, ``x * (max(g_c, g_s) if x > 0, min(g_c, g_s) if x < 0, their mean if x == 0)``.
+
+    What ``torch.compile`` sees: one product with a gate that inductor computes inside the same fused loop, instead
+    of two full-size products and a max (measured in ``benchmarks/se_overhead.py``). The values are bitwise the
+    plain formula's (rounding is monotonic, so ``x * max(a, b) == max(x * a, x * b)`` for ``x >= 0``, ``min`` for
+    ``x < 0``); the gradients are too, including ``torch.maximum``'s tie rule for equal gates (``maximum(g_c, g_s)``
+    splits the same way) and for ``x == 0`` (the mean gate), except where different gates round to equal products.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        dtype = gate_dtype(g_c, weight)
+        g_s = spatial_gate(x, weight, bias, dtype)
+        g_c, xd = g_c.to(dtype), x.to(dtype)
+        tie = 0.5 * (g_c + g_s)
+        gate = torch.where(xd > 0, torch.maximum(g_c, g_s), torch.where(xd < 0, torch.minimum(g_c, g_s), tie))
+        return (xd * gate).to(x.dtype)
+
+
+class SCSEMaxFunction(torch.autograd.Function):
+    """``max(x * g_c, x * sigmoid(conv1x1(x; weight, bias)))`` keeping only ``x``, ``g_c``, ``weight``, ``bias``.
+
+    See the module docstring. The products are computed in the gates' precision (float32 for half-precision ``x``)
+    and the result is cast to ``x.dtype``; for float32/float64 inputs forward is bitwise the plain formula.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: D102
-        out, g_c, g_s, weight = ctx.saved_tensors
-        spatial = tuple(range(2, out.ndim))
-        c = out.shape[1]
-        # Full-size temporaries are freed (or reused in place) as soon as possible: this runs at the memory peak of
-        # the training step, when all activations are still saved.
-        # which product won: for x >= 0 the larger gate, for x < 0 the smaller one (sign(x) == sign(out))
-        c_wins = torch.where(out >= 0, g_c > g_s, g_c < g_s)
-        g_sel = torch.where(c_wins, g_c, g_s)
-        x = out / g_sel
-        x.masked_fill_(g_sel == 0, 0.0)
-        del g_sel
-        grad_p = c_wins.to(grad.dtype)
-        del c_wins
-        grad_p.masked_fill_((g_c == g_s) | (out == 0), 0.5)  # ties: torch.maximum gives each side half
-        grad_p.mul_(grad)
-        grad_q = grad - grad_p
-        grad_g_c = (grad_p * x).sum(dim=spatial, keepdim=True).sum_to_size(g_c.shape)
-        grad_g_s = (grad_q * x).sum(dim=1, keepdim=True)
-        grad_pre = grad_g_s.mul_(g_s * (1 - g_s))  # through the sigmoid, (B, 1, *S)
-        b = out.shape[0]
-        grad_weight = torch.matmul(x.reshape(b, c, -1), grad_pre.reshape(b, -1, 1)).sum(0).reshape(weight.shape)
-        del x
-        grad_bias = grad_pre.sum().reshape(1)
-        grad_x = grad_p.mul_(g_c)
-        grad_x.addcmul_(grad_q, g_s)
-        del grad_q
-        grad_x.addcmul_(grad_pre, weight.reshape([1, c] + [1] * len(spatial)).to(grad_x.dtype))
-        return grad_x, grad_g_c, grad_weight.to(weight.dtype), grad_bias
+    def forward(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return scse_max_formula(x, g_c, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:  # noqa: D102
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):  # noqa: D102
+        x, g_c, weight, bias = ctx.saved_tensors
+        with torch.autocast(x.device.type, enabled=False):
+            dtype = gate_dtype(g_c, weight)
+            q_pre = spatial_squeeze(x.to(dtype), weight.to(dtype), bias.to(dtype))
+            g_s = torch.sigmoid(q_pre)
+            xd, gcd, gd = x.to(dtype), g_c.to(dtype), grad.to(dtype)
+            p, q = xd * gcd, xd * g_s
+            # torch.maximum's derivative (derivatives.yaml): where(p == q, grad / 2, grad), masked where the other wins
+            share = torch.where(p == q, 0.5, 1.0).to(dtype)
+            grad_p = gd * share.masked_fill(p < q, 0.0)
+            grad_q = gd * share.masked_fill(p > q, 0.0)
+            grad_g_s = (grad_q * xd).sum(dim=1, keepdim=True)
+            grad_pre = grad_g_s * g_s * (1 - g_s)  # through the sigmoid, (B, 1, *S)
+            grad_x = grad_p * gcd + grad_q * g_s + grad_pre * weight.to(dtype).reshape(1, -1, *[1] * (x.ndim - 2))
+            # the 1x1 convolution's weight gradient: sum over batch and space of x * dL/dq
+            grad_w = (xd * grad_pre).sum(dim=[0, *range(2, x.ndim)]).reshape(weight.shape)
+            return (
+                grad_x.to(x.dtype),
+                _reduce_to(grad_p * xd, g_c),
+                grad_w.to(weight.dtype),
+                grad_pre.sum().reshape(bias.shape).to(bias.dtype),
+            )
 
 
 @torch.jit.unused
-def _fused_eager(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
-        return scse_max_reference(x, g_c, weight, bias)
-    if torch.is_autocast_enabled(x.device.type):
-        # mixed precision: keep autocast's own casting of the convolution and its backward (values and gradients
-        # as the plain layer); only the max-out is fused then
-        return maxout_recalibrate(x, g_c, torch.sigmoid(_squeeze(x, weight, bias)))
+def _scse_max_eager(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    if torch.compiler.is_compiling():
+        return scse_max_select(x, g_c, weight, bias)
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return scse_max_formula(x, g_c, weight, bias)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, g_c, weight, bias)):
-        return _FusedSCSEMax.apply(x, g_c, weight, bias)
-    return _no_grad_forward(x, g_c, weight, bias)
+        return SCSEMaxFunction.apply(x, g_c, weight, bias)
+    if torch._C._are_functorch_transforms_active():  # vmap/grad wrappers: out= ops have no batching rule
+        return scse_max_formula(x, g_c, weight, bias)
+    # no autograd: no function state at all; a blocked max-out bounds the temporaries to one block
+    with torch.autocast(x.device.type, enabled=False):
+        dtype = gate_dtype(g_c, weight)
+        g_s = spatial_gate(x, weight, bias, dtype)
+        if dtype == x.dtype == g_c.dtype:
+            return maxout_blocked(x, g_c, g_s)
+    return scse_max_formula(x, g_c, weight, bias)
 
 
-def _no_grad_forward(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    g_s = torch.sigmoid(_squeeze(x, weight, bias))
-    out = x * g_c
-    return torch.maximum(out, x * g_s, out=out)
-
-
-def scse_max_fused(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``max(x * g_c, x * sigmoid(conv1x1(x; weight, bias)))`` saving no copy of ``x`` for backward.
+def scse_max(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``max(x * g_c, x * sigmoid(conv1x1(x; weight, bias)))``, the max-out scSE as :class:`SCSEMaxFunction`.
 
     Args:
-        x: feature map (batch, channels, *spatial).
+        x: feature map (batch, channels, *spatial), 1 to 3 spatial dimensions.
         g_c: channel gate (batch, channels, 1, ...), e.g. the cSE gate computed from ``x.mean(spatial)``.
         weight: the sSE 1x1 convolution's weight, (1, channels, 1, ...).
         bias: its bias, (1,).
+
+    Returns:
+        The recalibrated map, shape and dtype of ``x``.
     """
     if torch.jit.is_scripting():
         return scse_max_reference(x, g_c, weight, bias)
-    return _fused_eager(x, g_c, weight, bias)
+    return _scse_max_eager(x, g_c, weight, bias)

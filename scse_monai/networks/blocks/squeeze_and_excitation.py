@@ -20,7 +20,7 @@ from monai.networks.blocks import ChannelSELayer
 from monai.networks.layers.factories import Conv
 from monai.utils import look_up_option
 
-from scse_monai.networks.blocks.fused_scse import scse_max_fused
+from scse_monai.networks.blocks.fused_scse import gate_dtype, scse_max, spatial_gate
 from scse_monai.networks.blocks.maxout import maxout_recalibrate
 from scse_monai.utils.enums import SEAggregation
 
@@ -69,8 +69,20 @@ class SpatialSELayer(nn.Module):
         self.sigmoid = nn.Sigmoid()
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
-        """The spatial gate sigmoid(q), shaped (batch, 1, *spatial)."""
+        """The spatial gate sigmoid(q), shaped (batch, 1, *spatial).
+
+        Under autocast the squeeze and the sigmoid run in (at least) float32, whatever the input's dtype.
+        """
+        if not torch.jit.is_scripting():  # (TorchScript compiles only this branch's alternative)
+            if torch.is_autocast_enabled(x.device.type):
+                return self._gate_float32(x)
         return self.sigmoid(self.conv(x))
+
+    @torch.jit.unused
+    def _gate_float32(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.conv.weight, self.conv.bias
+        with torch.autocast(x.device.type, enabled=False):
+            return spatial_gate(x, weight, bias, gate_dtype(weight, weight))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Recalibrate ``x``.
@@ -82,7 +94,7 @@ class SpatialSELayer(nn.Module):
             ValueError: when ``x`` does not have ``spatial_dims + 2`` dimensions.
         """
         check_input_rank(x, self.spatial_dims)
-        return x * self.gate(x)
+        return (x * self.gate(x)).to(x.dtype)
 
 
 class ChannelSpatialSELayer(nn.Module):
@@ -111,10 +123,15 @@ class ChannelSpatialSELayer(nn.Module):
         in_channels: number of input channels C.
         r: reduction ratio of the cSE bottleneck (hidden width C // r). Defaults to 2, the paper's best (Table V).
         aggregation: ``"max"``, ``"add"``, ``"mul"`` or ``"concat"``, see above. Defaults to ``"max"``.
-        memory_efficient: for ``"max"``, with autograd on, compute the sSE gate and the max-out in one Function that
-            keeps only the output (which the next layer saves anyway) and the small gates for backward
-            (:mod:`.fused_scse`); without grad, no full-size temporary beyond one product
-            (:mod:`.maxout`). Same values and gradients as the plain formula. Defaults to True.
+        memory_efficient: for ``"max"``: with autograd on, compute the sSE squeeze and the max-out in one
+            :class:`~scse_monai.networks.blocks.fused_scse.SCSEMaxFunction` that keeps only the input (which the sSE
+            convolution keeps anyway) and the small gates for backward, not the two full-size products; without grad,
+            a blocked max-out with one block-sized temporary (:mod:`.maxout`). Same values and gradients as the plain
+            formula, in-place ops after the block, double backward and ``torch.func`` included
+            (``tests/networks/blocks/test_drop_in.py``). ``False``: the plain formula. Defaults to True.
+
+    Under autocast the cSE squeeze and MLP, the sSE squeeze and both sigmoids run in float32 (half-precision gates
+    saturate); the output has the input's dtype.
 
     Raises:
         ValueError: when ``r`` is not a positive integer no larger than ``in_channels``, or ``aggregation`` is
@@ -160,12 +177,23 @@ class ChannelSpatialSELayer(nn.Module):
 
         ``ChannelSELayer.forward`` returns ``x * s``; combining the gates needs ``s`` itself, so this runs the
         ChannelSELayer's own ``fc`` module on the spatial mean (what its ``avg_pool`` computes) without the product.
+        Under autocast the mean and the MLP run in the parameters' dtype, at least float32.
         """
+        if not torch.jit.is_scripting():
+            if torch.is_autocast_enabled(x.device.type):
+                return self._channel_gate_float32(x)
         b, c = x.shape[0], x.shape[1]
         # the mean over space is the ChannelSELayer's AdaptiveAvgPool(1), but its backward keeps no copy of x
         z = x.reshape(b, c, -1).mean(dim=2)
         shape = [b, c] + [1] * (x.ndim - 2)
         return self.cse.fc(z).view(shape)
+
+    @torch.jit.unused
+    def _channel_gate_float32(self, x: torch.Tensor) -> torch.Tensor:
+        weight = next(self.cse.fc.parameters())
+        with torch.autocast(x.device.type, enabled=False):
+            z = x.reshape(x.shape[0], x.shape[1], -1).mean(dim=2, dtype=gate_dtype(weight, weight))
+            return self.cse.fc(z.to(weight.dtype)).view(*x.shape[:2], *[1] * (x.ndim - 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Recalibrate ``x``.
@@ -179,16 +207,17 @@ class ChannelSpatialSELayer(nn.Module):
         check_input_rank(x, self.spatial_dims)
         g_c = self.channel_gate(x)
         bias = self.sse.conv.bias
-        if self.aggregation == "max" and self.memory_efficient and torch.is_grad_enabled() and bias is not None:
-            # training: the sSE squeeze and the max-out in one Function that keeps no copy of x for backward
-            return scse_max_fused(x, g_c, self.sse.conv.weight, bias)
+        if self.aggregation == "max" and self.memory_efficient and bias is not None and torch.is_grad_enabled():
+            # training: the sSE squeeze and the max-out in one step that keeps no full-size product for backward
+            return scse_max(x, g_c, self.sse.conv.weight, bias)
         g_s = self.sse.gate(x)
         if self.aggregation == "max":
-            if self.memory_efficient:
-                return maxout_recalibrate(x, g_c, g_s)
-            return torch.maximum(x * g_c, x * g_s)
-        if self.aggregation == "add":
-            return x * (g_c + g_s)
-        if self.aggregation == "mul":
-            return (x * g_c) * (x * g_s)
-        return self.project(torch.cat([x * g_c, x * g_s], dim=1))
+            # without grad, memory_efficient bounds the temporaries to one block (same values)
+            out = maxout_recalibrate(x, g_c, g_s) if self.memory_efficient else torch.maximum(x * g_c, x * g_s)
+        elif self.aggregation == "add":
+            out = x * (g_c + g_s)
+        elif self.aggregation == "mul":
+            out = (x * g_c) * (x * g_s)
+        else:
+            out = self.project(torch.cat([x * g_c, x * g_s], dim=1))
+        return out.to(x.dtype)

@@ -6,6 +6,9 @@ from parameterized import parameterized
 
 from scse_monai.apps.chaos.labels import (
     GREY_LEVELS,
+    GREY_RANGES,
+    LABELS,
+    NUM_CLASSES,
     ORGANS,
     labels_from_ct_ground,
     labels_from_mr_grey,
@@ -62,3 +65,10 @@ def test_grey_round_trip_and_levels():
 def test_labels_to_grey_rejects_unknown_label():
     with pytest.raises(InvalidInputError, match="expected 0..4"):
         labels_to_grey(np.array([0, 5]))
+
+
+def test_one_label_space_and_what_derives_from_it():
+    assert LABELS["background"] == 0 and sorted(LABELS.values()) == list(range(NUM_CLASSES))
+    assert ORGANS == {v: k for k, v in LABELS.items() if v}
+    assert list(ORGANS) == sorted(ORGANS)  # label order
+    assert set(GREY_RANGES) == set(GREY_LEVELS) == set(ORGANS)

@@ -1,72 +1,156 @@
-"""The fused max-out scSE Function against autograd of the plain formula."""
+"""SCSEMaxFunction, the default max-out scSE training path, against autograd of the plain formula.
+
+Every case compares the values and *all* gradients (x, the channel gate, the sSE weight and bias) with
+``torch.autograd`` on ``max(x * g_c, x * sigmoid(conv1x1(x)))``: ties, x == 0, negative x, saturated gates, double
+backward and ``torch.func``.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch.func import grad, jacrev, vmap
 
-from scse_monai.networks.blocks import ChannelSpatialSELayer
-from scse_monai.networks.blocks.fused_scse import scse_max_fused, scse_max_reference
+from scse_monai.networks.blocks.fused_scse import SCSEMaxFunction, scse_max, scse_max_reference, scse_max_select
 
-
-def _inputs(shape, ties: bool = False):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(*shape, generator=g, dtype=torch.float64)
-    g_c = torch.rand(shape[0], shape[1], *[1] * (len(shape) - 2), generator=g, dtype=torch.float64)
-    w = 0.3 * torch.randn(1, shape[1], *[1] * (len(shape) - 2), generator=g, dtype=torch.float64)
-    b = torch.randn(1, generator=g, dtype=torch.float64)
-    if ties:
-        x.view(-1)[::7] = 0.0  # x == 0: both products are 0
-    return [t.requires_grad_() for t in (x, g_c, w, b)]
+SHAPES = [(2, 4, 7), (2, 4, 5, 6), (1, 3, 4, 4, 3)]
 
 
-@pytest.mark.parametrize("shape", [(2, 4, 7), (2, 4, 5, 6), (1, 3, 4, 4, 3)])
-@pytest.mark.parametrize("ties", [False, True])
-def test_gradcheck_and_autograd_equivalence(shape, ties) -> None:
-    inputs = _inputs(shape, ties)
-    if not ties:  # at x == 0 the max is not differentiable: finite differences cannot check the tie rule
-        assert torch.autograd.gradcheck(scse_max_fused, inputs)
-    out, ref = scse_max_fused(*inputs), scse_max_reference(*inputs)
-    assert torch.equal(out, ref)
-    upstream = torch.randn_like(ref)
-    grads = torch.autograd.grad(out, inputs, upstream)
-    expected = torch.autograd.grad(ref, inputs, upstream)  # torch.maximum's tie rule: half each
-    for got, want in zip(grads, expected, strict=True):
-        torch.testing.assert_close(got, want)
+def _inputs(shape, case: str = "random", dtype=torch.float64, seed: int = 0):
+    """x, g_c, w, b for one case; ``case`` picks the regime of the gates and inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=gen, dtype=torch.float64)
+    g_c = torch.rand(shape[0], shape[1], *[1] * (len(shape) - 2), generator=gen, dtype=torch.float64)
+    w = 0.3 * torch.randn(1, shape[1], *[1] * (len(shape) - 2), generator=gen, dtype=torch.float64)
+    b = torch.randn(1, generator=gen, dtype=torch.float64)
+    if case == "x_zero":  # both products are 0: a tie
+        x.view(-1)[::3] = 0.0
+    elif case == "negative":
+        x = -x.abs() - 0.1
+    elif case == "equal_gates":  # w = 0, b = 0: g_s = 0.5 everywhere; g_c = 0.5 for some channels
+        w.zero_()
+        b.zero_()
+        g_c[:, ::2] = 0.5
+    elif case == "saturated_zero":  # sigmoid(-800) == 0 exactly; g_c 0 on some channels
+        b.fill_(-800.0)
+        g_c[:, ::2] = 0.0
+    elif case == "saturated_one":  # sigmoid(+800) == 1 exactly; g_c 1 on some channels
+        b.fill_(800.0)
+        g_c[:, ::2] = 1.0
+    return [t.to(dtype).requires_grad_() for t in (x, g_c, w, b)]
 
 
-def test_equal_gates_tie_splits_gradient() -> None:
-    x = torch.tensor([[[1.0, -2.0, 0.5]]], dtype=torch.float64, requires_grad=True)
-    g_c = torch.full((1, 1, 1), 0.5, dtype=torch.float64, requires_grad=True)
-    w = torch.zeros(1, 1, 1, dtype=torch.float64, requires_grad=True)  # sigmoid(0) = 0.5 = g_c everywhere
+CASES = ["random", "x_zero", "negative", "equal_gates", "saturated_zero", "saturated_one"]
+
+
+def _assert_same_grads(fn_a, fn_b, inputs, upstream=None, **tol):
+    out_a, out_b = fn_a(*inputs), fn_b(*inputs)
+    torch.testing.assert_close(out_a, out_b, **tol)
+    upstream = torch.randn_like(out_b) if upstream is None else upstream
+    ga = torch.autograd.grad(out_a, inputs, upstream)
+    gb = torch.autograd.grad(out_b, inputs, upstream)
+    for name, a, b in zip(("x", "g_c", "weight", "bias"), ga, gb, strict=True):
+        torch.testing.assert_close(a, b, msg=lambda m, n=name: f"gradient of {n}: {m}", **tol)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gradcheck_and_gradgradcheck(shape) -> None:
+    inputs = _inputs(shape)
+    assert torch.autograd.gradcheck(scse_max, inputs)
+    assert torch.autograd.gradgradcheck(scse_max, inputs)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("case", CASES)
+def test_values_and_all_gradients_equal_the_plain_formula(shape, case) -> None:
+    inputs = _inputs(shape, case)
+    assert torch.equal(scse_max(*inputs), scse_max_reference(*inputs))  # forward is bitwise the formula
+    _assert_same_grads(scse_max, scse_max_reference, inputs)
+
+
+def test_tie_rule_by_hand() -> None:
+    # x == 0 and equal gates: torch.maximum gives each product half, so dx = (g_c + g_s) / 2 = 0.5 here; x > 0 with
+    # g_c = 0.3 < g_s = 0.5 gives dx = 0.5 and dg_c = 0; x < 0 takes the smaller gate: dx = 0.3, dg_c = x.
+    x = torch.tensor([[[0.0, 2.0, -2.0]]], dtype=torch.float64, requires_grad=True)
+    g_c = torch.full((1, 1, 1), 0.3, dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(1, 1, 1, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    args = (x, g_c, w, b)
-    for got, want in zip(torch.autograd.grad(scse_max_fused(*args).sum(), args),
-                         torch.autograd.grad(scse_max_reference(*args).sum(), args), strict=True):
-        torch.testing.assert_close(got, want)
+    gx, gc, _, _ = torch.autograd.grad(scse_max(x, g_c, w, b).sum(), (x, g_c, w, b))
+    torch.testing.assert_close(gx.flatten(), torch.tensor([0.4, 0.5, 0.3], dtype=torch.float64))
+    torch.testing.assert_close(gc.flatten(), torch.tensor([-2.0], dtype=torch.float64))
 
 
-def test_saves_no_copy_of_the_input() -> None:
-    x, g_c, w, b = _inputs((2, 4, 8, 8))
+@pytest.mark.parametrize("case", ["random", "x_zero", "saturated_zero"])
+def test_double_backward_equals_the_plain_formula(case) -> None:
+    inputs = _inputs((2, 4, 5, 6), case)
+
+    def grad_norm(fn):
+        gs = torch.autograd.grad(fn(*inputs).square().sum(), inputs, create_graph=True)
+        return torch.autograd.grad(sum(g.square().sum() for g in gs), inputs)
+
+    for a, b in zip(grad_norm(scse_max), grad_norm(scse_max_reference), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_torch_func_jacrev_vmap_grad() -> None:
+    x, g_c, w, b = (t.detach() for t in _inputs((2, 3, 4, 5), "x_zero"))
+    for a, r in zip(jacrev(scse_max, argnums=(0, 1, 2, 3))(x, g_c, w, b),
+                    jacrev(scse_max_reference, argnums=(0, 1, 2, 3))(x, g_c, w, b), strict=True):
+        torch.testing.assert_close(a, r)
+    batched = vmap(scse_max, in_dims=(0, 0, None, None))(x[:, None], g_c[:, None], w, b)[:, 0]
+    torch.testing.assert_close(batched, scse_max_reference(x, g_c, w, b))
+    per_sample = vmap(grad(lambda xi: scse_max(xi, g_c[:1], w, b).sum()))(x[:, None])
+    expected = vmap(grad(lambda xi: scse_max_reference(xi, g_c[:1], w, b).sum()))(x[:, None])
+    torch.testing.assert_close(per_sample, expected)
+
+
+def test_saves_its_input_not_products_or_output() -> None:
+    x, g_c, w, b = _inputs((2, 4, 8, 8), dtype=torch.float32)
     saved: list[torch.Tensor] = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        out = scse_max_fused(x, g_c, w, b)
-    assert not any(t.data_ptr() == x.data_ptr() for t in saved)
-    assert any(t.data_ptr() == out.data_ptr() for t in saved)  # the output, which the next layer keeps anyway
+        out = scse_max(x, g_c, w, b)
+    assert out.grad_fn.name().startswith("SCSEMaxFunction")
     full = [t for t in saved if t.numel() == x.numel()]
-    assert len(full) == 1
+    assert len(full) == 1 and full[0].data_ptr() == x.data_ptr()  # only the input, shared with the sSE conv
+    saved.clear()
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        scse_max_reference(x, g_c, w, b)
+    assert len({t.data_ptr() for t in saved if t.numel() == x.numel()}) == 3  # x and both products
 
 
-def test_layer_gradients_match_plain_layer() -> None:
-    torch.manual_seed(0)
-    plain = ChannelSpatialSELayer(2, 6, memory_efficient=False)
-    fused = ChannelSpatialSELayer(2, 6, memory_efficient=True)
-    fused.load_state_dict(plain.state_dict())
-    x = (torch.randn(3, 6, 9, 9) + 2 * torch.randn(3, 6, 1, 1)).requires_grad_()
-    y_p, y_f = plain(x), fused(x)
-    assert y_f.grad_fn.name().startswith("_FusedSCSEMax")
-    torch.testing.assert_close(y_f, y_p)
-    up = torch.randn_like(y_p)
-    for a, b in zip(torch.autograd.grad(y_f, [x, *fused.parameters()], up),
-                    torch.autograd.grad(y_p, [x, *plain.parameters()], up), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+@pytest.mark.parametrize(
+    "dtype, tol",
+    [(torch.float32, dict(rtol=1e-5, atol=1e-5)), (torch.bfloat16, dict(rtol=2e-2, atol=2e-2)),
+     (torch.float16, dict(rtol=2e-3, atol=2e-3))],
+)
+@pytest.mark.parametrize("case", ["random", "x_zero", "negative", "saturated_zero", "saturated_one"])
+def test_low_precision_against_float64(dtype, tol, case) -> None:
+    """Values and gradients in float32/bfloat16/float16 (all inputs in that dtype) against the float64 formula."""
+    ref_inputs = _inputs((2, 4, 5, 6), case)
+    low = [t.detach().to(dtype).requires_grad_() for t in ref_inputs]
+    exact = [t.detach().to(dtype).double().requires_grad_() for t in ref_inputs]  # the same rounded inputs
+    up = torch.randn(2, 4, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    out = scse_max(*low)
+    assert out.dtype == dtype
+    ref = scse_max_reference(*exact)
+    torch.testing.assert_close(out.double(), ref, **tol)
+    got = torch.autograd.grad(out, low, up.to(dtype))
+    want = torch.autograd.grad(ref, exact, up.to(dtype).double())
+    for a, r in zip(got, want, strict=True):
+        assert a.dtype == dtype
+        scale = max(1.0, r.abs().max().item())  # sums over space accumulate the dtype's rounding
+        torch.testing.assert_close(a.double() / scale, r / scale, **tol)
+
+
+def test_function_is_the_default_training_path() -> None:
+    x, g_c, w, b = _inputs((1, 2, 3, 3))
+    assert isinstance(scse_max(x, g_c, w, b).grad_fn, torch.autograd.function.BackwardCFunction)
+    assert SCSEMaxFunction.generate_vmap_rule
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_select_formulation_equals_the_plain_formula(case) -> None:
+    """What torch.compile sees: bitwise values, and the same gradients at x == 0, equal and saturated gates."""
+    inputs = _inputs((2, 4, 5, 6), case)
+    assert torch.equal(scse_max_select(*inputs), scse_max_reference(*inputs))
+    _assert_same_grads(scse_max_select, scse_max_reference, inputs)

@@ -5,7 +5,7 @@ import torch
 
 import scse_monai.networks.blocks.maxout as maxout_mod
 from scse_monai.networks.blocks import ChannelSpatialSELayer
-from scse_monai.networks.blocks.maxout import MaxOutRecalibrate, maxout_recalibrate, maxout_reference
+from scse_monai.networks.blocks.maxout import maxout_blocked, maxout_recalibrate, maxout_reference
 from scse_monai.networks.nets import SEUNet
 
 # (x shape, g_c shape, g_s shape): 2D, 3D, a channel gate shared by the batch, a 1D map.
@@ -37,9 +37,9 @@ def block(request, monkeypatch):
 
 
 @pytest.mark.parametrize("shapes", SHAPES)
-def test_gradcheck_with_ties(shapes, block):
-    x, g_c, g_s = _inputs(shapes)
-    assert torch.autograd.gradcheck(MaxOutRecalibrate.apply, (x, g_c, g_s))
+def test_blocked_forward_is_bitwise_the_formula(shapes, block):
+    x, g_c, g_s = (t.detach() for t in _inputs(shapes))
+    assert torch.equal(maxout_blocked(x, g_c, g_s), maxout_reference(x, g_c, g_s))
 
 
 @pytest.mark.parametrize("shapes", SHAPES)
@@ -68,20 +68,6 @@ def test_tie_rule_splits_gradient_like_torch_maximum():
     gs2 = torch.tensor([0.7, 0.7], dtype=torch.float64).view(1, 1, 1, 2)
     maxout_recalibrate(x2, gc2, gs2).sum().backward()
     torch.testing.assert_close(x2.grad.flatten(), torch.tensor([0.7, 0.3], dtype=torch.float64))
-
-
-@pytest.mark.parametrize("shapes", SHAPES[:2])
-def test_keeps_only_inputs_for_backward(shapes):
-    x, g_c, g_s = _inputs(shapes, dtype=torch.float32)
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        maxout_recalibrate(x, g_c, g_s)
-    assert sorted(t.numel() for t in saved) == sorted([x.numel(), g_c.numel(), g_s.numel()])
-    saved.clear()
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        maxout_reference(x, g_c, g_s)
-    # the plain formula keeps both full-size products (torch.maximum's inputs) as well
-    assert sum(t.numel() == x.numel() for t in saved) >= 3
 
 
 def test_no_grad_forward(block):
@@ -141,19 +127,6 @@ def test_layer_memory_efficient_matches_plain(spatial_dims):
     g_fused = torch.autograd.grad(y_fused, [x, *fused.parameters()], grad)
     for a, b in zip(g_plain, g_fused, strict=True):
         torch.testing.assert_close(a, b)
-
-
-def test_layer_under_cpu_autocast():
-    torch.manual_seed(0)
-    plain = ChannelSpatialSELayer(2, 8, memory_efficient=False)
-    fused = ChannelSpatialSELayer(2, 8, memory_efficient=True)
-    fused.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 8, 6, 6, requires_grad=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        y_plain, y_fused = plain(x), fused(x)
-    assert y_fused.dtype == y_plain.dtype
-    assert torch.equal(y_plain, y_fused)
-    torch.testing.assert_close(torch.autograd.grad(y_fused.sum(), x)[0], torch.autograd.grad(y_plain.sum(), x)[0])
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])

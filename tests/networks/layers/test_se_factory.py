@@ -66,9 +66,8 @@ class ToySE(nn.Module):
         return x * self.scale
 
 
-def test_user_registration_usable_from_bundle_config() -> None:
-    if "TOYSE" not in SE.names:
-        SE.add_factory_class("toyse", ToySE)
+def test_user_registration_usable_from_bundle_config(se_registry) -> None:
+    se_registry.add_factory_class("toyse", ToySE)
     config = {
         "network_def": {
             "_target_": "scse_monai.networks.nets.SEUNet",
@@ -85,3 +84,11 @@ def test_user_registration_usable_from_bundle_config() -> None:
     assert len(toys) == 4  # 2 down + bottleneck + 1 non-top up layer
     assert all(float(m.scale.detach().mean()) == 0.25 for m in toys)
     assert net(torch.randn(1, 1, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_se_registry_fixture_restores_the_factory(se_registry) -> None:
+    before = SE.names
+    se_registry.add_factory_class("leaky", ToySE)
+    assert "LEAKY" in SE.names
+    # what the fixture's teardown does, checked here (it runs after this test)
+    assert "TOYSE" not in before, "an earlier test leaked its registration"
