@@ -163,6 +163,9 @@ class TrainingCheckpoint:
     continues with the next epoch up to this run's ``max_epochs``. Otherwise a new run starts at epoch 1, so a
     training request always trains: e.g. MONAI Label's ``/train`` with ``max_epochs`` N trains N epochs every time.
     The file is loaded with ``weights_only=True``: a checkpoint that would unpickle arbitrary objects is refused.
+    Saving is ignite's ``Checkpoint`` (with :class:`AtomicDiskSaver`), loading ignite's ``Checkpoint.load_objects``;
+    MONAI's ``CheckpointLoader`` is not used because it loads unconditionally, while resuming must first read the
+    saved run's record to decide whether it may.
     """
 
     def __init__(
