@@ -53,8 +53,8 @@ def _source_copy(dest: Path) -> Path:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     base = tmp_path_factory.mktemp("wheel")
     src = _source_copy(base / "src")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", base / "dist", src],
-         base)
+    # build isolation: pip installs pyproject's build requirements (setuptools, wheel) for the build, as for a user
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", base / "dist", src], base)
     (wheel,) = (base / "dist").glob("scse_monai-*.whl")
     _run([sys.executable, "-m", "venv", base / "venv"], base)
     python, scripts = base / "venv" / "bin" / "python", base / "venv" / "bin"
