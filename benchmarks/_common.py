@@ -64,8 +64,14 @@ DEFAULT_NETWORK: dict[str, Any] = {
 
 
 def bundle_config_path(name: str) -> Path:
-    """``bundle/configs/<name>`` in this checkout."""
-    return REPO_ROOT / "bundle" / "configs" / name
+    """``configs/<name>`` of the bundle of the installed package (a wheel's copy, or the clone's ``bundle/``)."""
+    from scse_monai.bundle_paths import bundle_dir
+    from scse_monai.errors import InvalidInputError
+
+    try:
+        return bundle_dir() / "configs" / name
+    except InvalidInputError:  # no bundle at all: callers fall back to their built-in default
+        return REPO_ROOT / "bundle" / "configs" / name
 
 
 def bundle_network_kwargs(config: str = "train.json") -> tuple[dict[str, Any], str]:
@@ -87,7 +93,7 @@ def bundle_network_kwargs(config: str = "train.json") -> tuple[dict[str, Any], s
             for key in raw:
                 value = parser.get_parsed_content(f"network_def::{key}", instantiate=False)
                 resolved[key] = value
-            return resolved, str(path.relative_to(REPO_ROOT))
+            return resolved, str(path)
     return dict(DEFAULT_NETWORK), "built-in default"
 
 

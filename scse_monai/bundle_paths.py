@@ -1,41 +1,57 @@
-"""Where the repository's MONAI bundle (``bundle/configs/*.json``) lives, for code that drives it from Python.
+"""Where the MONAI bundle (``configs/*.json``, docs, LICENSE) lives, for code that drives it from Python.
 
-The README installs the package editable from a clone (``pip install -e .``), so the bundle is the ``bundle/`` folder
-next to the ``scse_monai`` package. The environment variable ``SCSE_MONAI_BUNDLE`` points elsewhere (a copied or
-downloaded bundle, or a non-editable install).
+The repository's top-level ``bundle/`` is the single source. A built wheel carries a copy of its shipped files as
+package data (``scse_monai/bundle``, put there by ``setup.py``'s build step), read with :mod:`importlib.resources`;
+an editable install (``pip install -e .``) reads the clone's ``bundle/``. The environment variable
+``SCSE_MONAI_BUNDLE`` points elsewhere (e.g. an edited copy written by ``scse-monai bundle DIR``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from importlib import resources
 from pathlib import Path
 
 from scse_monai.errors import InvalidInputError
 
-__all__ = ["BUNDLE_ENV", "bundle_dir", "bundle_config"]
+__all__ = ["BUNDLE_ENV", "BUNDLE_PARTS", "bundle_dir", "bundle_config", "export_bundle"]
 
 #: environment variable overriding the bundle folder (the folder holding ``configs/``).
 BUNDLE_ENV = "SCSE_MONAI_BUNDLE"
+#: what a bundle copy holds: what the wheel ships (training outputs such as ``models/`` are not part of it).
+BUNDLE_PARTS = ("LICENSE", "configs", "docs")
+
+
+def _packaged_bundle() -> Path | None:
+    """The bundle inside the installed package (a wheel install), or ``None`` (editable install, source tree)."""
+    root = resources.files("scse_monai") / "bundle"
+    if not (root / "configs" / "train.json").is_file():
+        return None
+    return Path(str(root))  # wheels install as folders: the resource is a real path
 
 
 def bundle_dir() -> Path:
-    """The bundle root: ``$SCSE_MONAI_BUNDLE`` if set, else ``<repository>/bundle`` of this package's clone.
+    """The bundle root: ``$SCSE_MONAI_BUNDLE``, else the installed package's bundle, else the clone's ``bundle/``.
 
     Raises:
-        InvalidInputError: when the folder has no ``configs/train.json`` (e.g. a non-editable install without
-            ``SCSE_MONAI_BUNDLE``).
+        InvalidInputError: when the folder has no ``configs/train.json``.
     """
     env = os.environ.get(BUNDLE_ENV)
     if env:
         root, origin = Path(env).expanduser().resolve(), f"${BUNDLE_ENV}"
+    elif (packaged := _packaged_bundle()) is not None:
+        return packaged
     else:
         import scse_monai
 
         root, origin = Path(scse_monai.__file__).resolve().parents[1] / "bundle", "the package's clone"
     if not (root / "configs" / "train.json").is_file():
         raise InvalidInputError(
-            f"no MONAI bundle here (expected configs/train.json; folder taken from {origin}). Install from a clone "
-            f"with `pip install -e .`, or set {BUNDLE_ENV} to the bundle folder (the one holding configs/)",
+            f"no MONAI bundle here (expected configs/train.json; folder taken from {origin}). Install the wheel or "
+            f"install from a clone with `pip install -e .`, or set {BUNDLE_ENV} to the bundle folder (the one "
+            "holding configs/)",
             root,
         )
     return root
@@ -51,3 +67,43 @@ def bundle_config(name: str) -> Path:
     if not file.is_file():
         raise InvalidInputError("bundle config file not found", file)
     return file
+
+
+def export_bundle(dest: str | os.PathLike) -> Path:
+    """Write a ready-to-use copy of the bundle (``LICENSE``, ``configs/``, ``docs/``) to the new folder ``dest``.
+
+    The copy is what ``python -m monai.bundle ... --bundle_root DEST`` and MONAI Label's ``<app>/model/<name>/``
+    expect; training then writes ``models/``, ``eval/`` and ``train_state/`` inside it. The files are staged in a
+    sibling folder and renamed into place, so ``dest`` is either absent or complete.
+
+    Raises:
+        InvalidInputError: when ``dest`` exists and is not an empty folder (nothing is overwritten).
+    """
+    dest = Path(dest).expanduser().absolute()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InvalidInputError("exists and is not an empty folder; choose a new folder for the bundle", dest)
+    source = bundle_dir()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        for part in BUNDLE_PARTS:
+            if (source / part).is_dir():
+                shutil.copytree(source / part, staging / part, ignore=shutil.ignore_patterns("__pycache__"))
+            elif (source / part).is_file():
+                shutil.copy2(source / part, staging / part)
+            else:
+                raise InvalidInputError(f"the bundle lacks {part}", source)
+        os.chmod(staging, 0o777 & ~_umask())
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dest
+
+
+def _umask() -> int:
+    from scse_monai.utils.io import current_umask
+
+    return current_umask()

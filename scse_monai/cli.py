@@ -26,7 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("scse_monai.apps.chaos.evaluate", "CHAOS metrics (DICE, RAVD, ASSD, MSSD, scores)"),
     "export-submission": ("scse_monai.apps.chaos.export", "NIfTI predictions -> CHAOS submission PNGs"),
     "demo": ("scse_monai.apps.demo", "phantom -> convert -> train UNet vs SEUNet -> test-fold evaluation -> report"),
-    "ablate": ("scse_monai.apps.ablate", "nested cross-validation ablation: none / cSE / sSE / scSE (+ aggregations)"),
+    "ablate": ("scse_monai.apps.ablate", "nested cross-validation ablation: SE kinds, aggregations, placements"),
+    "bundle": ("scse_monai.apps.export_bundle", "write a copy of the MONAI bundle (configs, docs, LICENSE) to DIR"),
 }
 
 

@@ -1,11 +1,11 @@
 """Train and evaluate through the repository's MONAI bundle, one ``bundle_root`` per run (for demo and ablate).
 
 Everything goes through :class:`monai.bundle.ConfigWorkflow` on ``bundle/configs/train.json`` plus override files
-(e.g. ``demo.json``; training writes ``<run>/models/model.pt``, selected on the validation fold, ``last.pt`` and
-``<run>/eval/history.json``) and the same files plus ``evaluate.json`` (evaluation of ``model.pt`` on the test fold,
-which writes ``<run>/eval/chaos_metrics.json``): the experiments use exactly the configs a user would run with
-``python -m monai.bundle run``, only with overrides. The workflows log through ``logging_quiet.conf`` (warnings only)
-so that progress bars stay readable.
+(e.g. ``demo.json``; training writes ``<run>/models/model.pt``, selected on the validation fold,
+``<run>/train_state/last.pt`` and ``<run>/eval/history.json``) and the same files plus ``evaluate.json``
+(evaluation of ``model.pt`` on the test fold, which writes ``<run>/eval/chaos_metrics.json``): the experiments use
+exactly the configs a user would run with ``python -m monai.bundle run``, only with overrides. The workflows log
+through ``logging_quiet.conf`` (warnings only) so that progress bars stay readable.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ __all__ = [
     "summarise_seeds",
     "median_epoch_time",
     "prepare_run_dir",
+    "training_finished",
 ]
 
 #: ablation variant -> ``network_def#se`` spec (r = 2 everywhere, the TMI paper's choice, Table V).
@@ -131,14 +132,30 @@ def _run(workflow, handlers: Sequence[Any] = ()) -> None:
     workflow.finalize()
 
 
+def training_finished(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir/train_state/last.pt`` records a training run that reached its ``max_epochs``."""
+    from scse_monai.handlers import load_weights_only
+
+    state = Path(run_dir) / "train_state" / "last.pt"
+    if not state.is_file():
+        return False
+    run = load_weights_only(state).get("run", {})
+    return run.get("epoch") is not None and run["epoch"] >= run.get("max_epochs", math.inf)
+
+
 def train_run(
     run_dir: str | os.PathLike,
     dataset_dir: str | os.PathLike,
     configs: Sequence[str | os.PathLike],
     overrides: Mapping[str, Any],
 ) -> None:
-    """Train with ``train.json`` + ``configs`` in ``run_dir`` (resumes from ``run_dir/models/last.pt`` if present)."""
+    """Train with ``train.json`` + ``configs`` in ``run_dir``: an interrupted run resumes, a finished one is kept.
+
+    ``run_dir`` holds one setting (:func:`prepare_run_dir`); the bundle itself would start a finished run anew.
+    """
     _check_dataset(Path(dataset_dir))
+    if training_finished(run_dir):
+        return
     _run(bundle_workflow(["train", *configs], run_dir, dataset_dir, overrides))
 
 

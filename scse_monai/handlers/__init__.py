@@ -1,5 +1,12 @@
 from .chaos import CHAOSMetricHandler
-from .checkpoint import BestModelSaver, TrainingCheckpoint, load_weights_only, unwrap_model
+from .checkpoint import (
+    AtomicDiskSaver,
+    BestModelCheckpoint,
+    TrainingCheckpoint,
+    load_weights_only,
+    run_fingerprint,
+    unwrap_model,
+)
 from .history import TrainingHistory, read_history
 from .organ_dice import channel_output_transform, organ_dice_metrics
 
@@ -7,5 +14,5 @@ __all__ = [
     "CHAOSMetricHandler",
     "channel_output_transform",
     "organ_dice_metrics",
-    "BestModelSaver", "TrainingCheckpoint",
+    "AtomicDiskSaver", "BestModelCheckpoint", "TrainingCheckpoint", "run_fingerprint",
     "load_weights_only", "TrainingHistory", "read_history", "unwrap_model"]

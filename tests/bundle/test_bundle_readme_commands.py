@@ -20,8 +20,12 @@ README = BUNDLE / "docs" / "README.md"
 
 
 def readme_commands() -> dict[str, list[str]]:
-    """Commands of the README's bash blocks, keyed by what they run (training, evaluating, ...)."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    """Commands of the README's bash blocks, keyed by what they run (training, evaluating, ...).
+
+    The MONAI Label subsection's commands run in tests/integration/test_monailabel_server.py.
+    """
+    text = README.read_text().split("### MONAI Label")[0]
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     commands = [line for block in blocks for line in block.splitlines() if "monai.bundle" in line]
     keyed: dict[str, list[str]] = {}
     for line in commands:
@@ -98,4 +102,5 @@ def test_torchrun_ddp_on_cpu(phantom_data: Path, tmp_path: Path) -> None:
     _run(readme_commands()["torchrun"], tmp_path, phantom_data, _overrides())
     state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state), "DDP prefix leaked into the saved state dict"
-    assert (tmp_path / "models" / "last.pt").exists()
+    assert (tmp_path / "train_state" / "last.pt").exists()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model.pt"]

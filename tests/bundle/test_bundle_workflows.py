@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
+import monai
 import nibabel as nib
 import numpy as np
 import pytest
@@ -66,18 +68,54 @@ def test_training_writes_a_strictly_loadable_state_dict(trained: Path) -> None:
     assert {"val_chaos_score", *(f"val_dice_{o.replace(' ', '_')}" for o in ORGANS.values())} <= set(history[0])
 
 
-def test_training_resumes_from_last_epoch(trained: Path, phantom_data: Path) -> None:
-    before = torch.load(trained / "models" / "last.pt", weights_only=True)
-    # ignite keeps the iteration count; the epoch is iteration // epoch_length
-    assert before["trainer"]["iteration"] // before["trainer"]["epoch_length"] == 1
-    overrides = dict(TINY_BUNDLE_OVERRIDES, epochs=2)
-    _run(_workflow(str(CONFIGS / "train.json"), "train", bundle_root=str(trained), dataset_dir=str(phantom_data),
-                   **overrides))
-    after = torch.load(trained / "models" / "last.pt", weights_only=True)
-    assert after["trainer"]["iteration"] // after["trainer"]["epoch_length"] == 2
-    # epoch 1 was not trained again: the history continues with exactly one new epoch
-    assert [e["epoch"] for e in read_history(trained / "eval" / "history.json")] == [1, 2]
-    assert after["optimizer"]["state"], "optimizer state (Adam moments) must be saved for resuming"
+def _train(root: Path, data: Path, **overrides) -> list[dict]:
+    _run(_workflow(str(CONFIGS / "train.json"), "train", bundle_root=str(root), dataset_dir=str(data),
+                   **{**TINY_BUNDLE_OVERRIDES, **overrides}))
+    return read_history(root / "eval" / "history.json")
+
+
+def test_training_state_lives_outside_models(trained: Path) -> None:
+    """MONAI Label serves the first models/*.pt: models/ holds model.pt only, the resume state is elsewhere."""
+    assert sorted(p.name for p in (trained / "models").iterdir()) == ["model.pt"]
+    state = torch.load(trained / "train_state" / "last.pt", weights_only=True)
+    assert state["run"]["epoch"] == state["run"]["max_epochs"] == 1
+    assert state["optimizer"]["state"], "optimizer state (Adam moments) must be saved for resuming"
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_new_run_replaces_model_despite_better_earlier_record(
+    trained: Path, phantom_data: Path, tmp_path: Path, resume: bool
+) -> None:
+    """A second training (another seed) writes model.pt from its own first validation, whatever came before.
+
+    The earlier run's state is edited to record a perfect Dice (1.0); learning_rate 0 keeps the second run's
+    parameters at their seed-1 initialisation, so model.pt must hold exactly those.
+    """
+    root = tmp_path / "root"
+    shutil.copytree(trained, root)
+    state_file = root / "train_state" / "last.pt"
+    state = torch.load(state_file, weights_only=True)
+    state["best_model"]["_saved"] = [(1.0, "model.pt")]
+    torch.save(state, state_file)
+    history = _train(root, phantom_data, seed=1, learning_rate=0.0, resume=resume)
+    assert [e["epoch"] for e in history] == [1] and history[0]["val_mean_dice"] < 1.0
+
+    monai.utils.set_determinism(seed=1)
+    fresh = _network_def(**{k: v for k, v in TINY_BUNDLE_OVERRIDES.items() if k.startswith("network_def")})
+    monai.utils.set_determinism(seed=None)
+    saved = torch.load(root / "models" / "model.pt", weights_only=True)
+    for name, param in fresh.named_parameters():
+        torch.testing.assert_close(saved[name], param.detach(), msg=name)
+    before = torch.load(trained / "models" / "model.pt", weights_only=True)
+    assert any(not torch.equal(before[k], saved[k]) for k in before)
+
+
+def test_rerun_after_finished_run_trains_requested_epochs(trained: Path, phantom_data: Path, tmp_path: Path) -> None:
+    """resume true (default) after a finished run: a new run of --epochs 2 trains 2 epochs, never nothing."""
+    root = tmp_path / "root"
+    shutil.copytree(trained, root)
+    assert [e["epoch"] for e in _train(root, phantom_data, epochs=2)] == [1, 2]
+    assert torch.load(root / "train_state" / "last.pt", weights_only=True)["run"]["epoch"] == 2
 
 
 def test_inference_output_in_input_geometry(trained: Path, phantom_data: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from scse_monai.apps.chaos.phantom import save_dicom_file
 from scse_monai.data import inverse_frequency_weights, list_inference_inputs
 from scse_monai.errors import InvalidInputError
 
@@ -27,7 +28,7 @@ def _dicom_slice(path, z: float, series_uid: str) -> None:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.PixelData = np.zeros((3, 2), "<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    save_dicom_file(ds, path)
 
 
 def test_inputs_file_series_and_folder(tmp_path) -> None:

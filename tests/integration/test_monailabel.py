@@ -2,14 +2,13 @@
 
 Nothing of MONAI Label is re-implemented here: the bundle is copied, unmodified apart from the tiny test sizes, into
 a ``monaibundle``-style app folder (``<app>/model/scse_chaos_segmentation``) and driven the way the server drives it
-(BUNDLE.md §6). Requires the ``label`` extra plus ``pip install --no-deps monailabel==0.8.5``.
+(BUNDLE.md §6). Requires the ``label`` extra plus ``pip install --no-deps monailabel==0.8.5 pydicom-seg==0.4.1``.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,8 @@ from monai.bundle import ConfigParser
 from scse_monai.handlers import read_history
 
 from ..conftest import BUNDLE, TINY_BUNDLE_OVERRIDES
+from .bundle_copy import shrink_configs
+from .torchvision_standin import real_torchvision_works, write_torchvision_standin
 
 pytest.importorskip(
     "monailabel",
@@ -38,46 +39,13 @@ EXPECTED_LABELS = {"liver": 1, "right kidney": 2, "left kidney": 3, "spleen": 4}
 CASES = ("ct_1", "ct_2", "mr_1_t2spir", "mr_2_t2spir")
 NETWORK_OVERRIDES = {k: v for k, v in TINY_BUNDLE_OVERRIDES.items() if k.startswith("network_def")}
 
-_TORCHVISION_STUB = '''\
-"""Test-only stand-in: monailabel.transform.post imports torchvision.utils for debug image dumps only."""
-'''
-_TORCHVISION_UTILS_STUB = '''\
-"""Test-only stand-in for torchvision.utils; the debug-dump functions are not available."""
-
-
-def make_grid(*args, **kwargs):
-    raise NotImplementedError("torchvision stand-in of the MONAI Label integration test")
-
-
-def save_image(*args, **kwargs):
-    raise NotImplementedError("torchvision stand-in of the MONAI Label integration test")
-'''
-
-
-def _real_torchvision_works() -> bool:
-    """Whether an importable torchvision matches the installed torch (the PyPI CUDA build fails with CPU torch).
-
-    Probed in a subprocess: a failing torchvision import can leave half-registered operators in this process.
-    """
-    import importlib.util
-
-    if importlib.util.find_spec("torchvision") is None:
-        return False
-    probe = subprocess.run([sys.executable, "-c", "import torchvision.utils"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
 @pytest.fixture(scope="module")
 def ml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """MONAI Label's task and datastore classes, imported with a torchvision stand-in only if none works here."""
     saved_path = list(sys.path)
     saved_modules = set(sys.modules)
-    if not _real_torchvision_works():
-        stub = tmp_path_factory.mktemp("torchvision_stub")
-        (stub / "torchvision").mkdir()
-        (stub / "torchvision" / "__init__.py").write_text(_TORCHVISION_STUB)
-        (stub / "torchvision" / "utils.py").write_text(_TORCHVISION_UTILS_STUB)
-        sys.path.insert(0, str(stub))
+    if not real_torchvision_works():
+        sys.path.insert(0, str(write_torchvision_standin(tmp_path_factory.mktemp("torchvision_standin"))))
     try:
         from monailabel.datastore.local import LocalDatastore
         from monailabel.tasks.infer.bundle import BundleInferTask
@@ -98,24 +66,19 @@ def ml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
                 del sys.modules[name]
 
 
+def _drop_image_path_workaround(name: str, config: dict) -> None:
+    if name == "inference.json":
+        transforms = config["preprocessing"]["transforms"]
+        config["preprocessing"]["transforms"] = [
+            t for t in transforms if t["_target_"] not in ("CopyItemsd", "DeleteItemsd")
+        ]
+        assert len(config["preprocessing"]["transforms"]) == len(transforms) - 4
+
+
 def _copy_bundle(dest: Path, drop_image_path_workaround: bool = False) -> Path:
     """Copy the bundle's configs and shrink them (a user edit of the copy, not an override MONAI Label passes)."""
     shutil.copytree(BUNDLE / "configs", dest / "configs")
-    for name in ("train.json", "inference.json"):
-        parser = ConfigParser()
-        parser.read_config(str(dest / "configs" / name))
-        for key, value in TINY_BUNDLE_OVERRIDES.items():
-            # "epochs" stays as shipped: the one epoch must come from MONAI Label's max_epochs override
-            if key in parser and key != "epochs":
-                parser[key] = value
-        config = {k: v for k, v in parser.config.items() if k != "_meta_"}
-        if drop_image_path_workaround and name == "inference.json":
-            transforms = config["preprocessing"]["transforms"]
-            config["preprocessing"]["transforms"] = [
-                t for t in transforms if t["_target_"] not in ("CopyItemsd", "DeleteItemsd")
-            ]
-            assert len(config["preprocessing"]["transforms"]) == len(transforms) - 4
-        (dest / "configs" / name).write_text(json.dumps(config, indent=4))
+    shrink_configs(dest / "configs", _drop_image_path_workaround if drop_image_path_workaround else None)
     return dest
 
 

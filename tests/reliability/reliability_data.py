@@ -12,6 +12,8 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from scse_monai.apps.chaos.phantom import save_dicom_file
+
 __all__ = [
     "STATS",
     "dicom_dataset",
@@ -70,7 +72,7 @@ def dicom_dataset(
 def write_dicom(path: Path, ds: Dataset) -> Path:
     """Save ``ds`` as a DICOM file (with preamble and file meta)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    save_dicom_file(ds, path)
     return path
 
 

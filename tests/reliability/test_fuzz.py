@@ -171,6 +171,17 @@ def _apply_header(ds: pydicom.Dataset, name: str, value) -> None:
         setattr(ds, name, value)
 
 
+def _write_explicit_little_endian(ds: pydicom.Dataset) -> io.BytesIO:
+    """Write ``ds`` explicit VR little endian whatever its file meta says (pydicom 3.x and 2.4)."""
+    buf = io.BytesIO()
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        pydicom.dcmwrite(buf, ds, implicit_vr=False, little_endian=True, force_encoding=True)
+    else:  # pydicom 2.4 (MONAI Label's server packages pin it) takes the encoding from the dataset
+        ds.is_implicit_VR, ds.is_little_endian = False, True
+        pydicom.dcmwrite(buf, ds, write_like_original=True)
+    return buf
+
+
 @_fuzz_settings(150)
 @given(mutations=st.lists(_header_mutation, min_size=1, max_size=3), slice_no=st.integers(1, N_SLICES))
 def test_fuzz_dicom_header(template: Path, mutations, slice_no: int) -> None:
@@ -184,9 +195,7 @@ def test_fuzz_dicom_header(template: Path, mutations, slice_no: int) -> None:
                 for name, value in mutations:
                     _apply_header(ds, name, value)
                 # Keep the body's encoding whatever TransferSyntaxUID now claims: a file that lies about itself.
-                buf = io.BytesIO()
-                pydicom.dcmwrite(buf, ds, implicit_vr=False, little_endian=True,
-                                 force_encoding=True)
+                buf = _write_explicit_little_endian(ds)
         except Exception:
             reject()  # pydicom itself refused to write this dataset: not an input we can produce
         path.write_bytes(buf.getvalue())

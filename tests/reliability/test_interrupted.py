@@ -122,7 +122,7 @@ def _trainer_epochs_completed(log: Path) -> list[int]:
 
 def test_training_survives_sigkill(small_data: Path, tmp_path: Path) -> None:
     root = tmp_path / "bundle_root"
-    models = root / "models"
+    models = root / "train_state"  # the resume state; models/ holds only model.pt
     cmd = _train_cmd(root, small_data)
 
     # 1. kill while the epoch-2 last.pt is half written (an epoch-1 last.pt is already complete on disk)
@@ -154,8 +154,9 @@ def test_training_survives_sigkill(small_data: Path, tmp_path: Path) -> None:
     run3 = _trainer_epochs_completed(tmp_path / "run3.log")
     assert run3 == list(range(saved2 + 1, EPOCHS + 1)), f"resumed at the wrong epoch: {run3} after {saved2} saved"
     assert _saved_epoch(models) == EPOCHS
-    assert not _temporaries(models) and not _temporaries(models, "model.pt")
-    torch.load(models / "model.pt", weights_only=True)
+    assert not _temporaries(models) and not _temporaries(root / "models", "model.pt")
+    assert sorted(p.name for p in (root / "models").iterdir()) == ["model.pt"]
+    torch.load(root / "models" / "model.pt", weights_only=True)
     assert [e["epoch"] for e in read_history(root / "eval" / "history.json")] == list(range(1, EPOCHS + 1))
     STATS["kill/resume cycles (training)"] += 1
 

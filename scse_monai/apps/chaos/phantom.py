@@ -27,6 +27,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from scse_monai.errors import InvalidInputError
 from scse_monai.utils.io import atomic_path
 
 __all__ = [
+    "save_dicom_file",
     "Grid",
     "PhantomSeries",
     "PhantomCase",
@@ -256,6 +258,20 @@ def _uid(*parts: object) -> str:
     return generate_uid(entropy_srcs=["scse_monai phantom", *map(str, parts)])
 
 
+def save_dicom_file(ds: Any, path: str | os.PathLike) -> None:
+    """``ds.save_as(path)`` as a standard DICOM file (preamble + file meta) with pydicom 3.x and 2.4.
+
+    pydicom 3 asks for it with ``enforce_file_format=True``, pydicom 2.4 (which MONAI Label 0.8.5's server packages
+    pin) with ``write_like_original=False``.
+    """
+    import pydicom
+
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        ds.save_as(path, enforce_file_format=True)
+    else:
+        ds.save_as(path, write_like_original=False)
+
+
 def _write_dicom(path: Path, pixels: np.ndarray, tags: dict) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ImplicitVRLittleEndian, MRImageStorage
@@ -275,7 +291,7 @@ def _write_dicom(path: Path, pixels: np.ndarray, tags: dict) -> None:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
     with atomic_path(path) as tmp:
-        ds.save_as(tmp, enforce_file_format=True)
+        save_dicom_file(ds, tmp)
 
 
 def _write_png(path: Path, array: np.ndarray, mode: str) -> None:

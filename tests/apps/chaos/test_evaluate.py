@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from scse_monai.apps.chaos.labelmaps import find_prediction
+from scse_monai.apps.chaos.phantom import save_dicom_file
 from scse_monai.apps.chaos.scoring import evaluate_case
 from scse_monai.cli import main
 from scse_monai.errors import InvalidInputError
@@ -51,7 +52,7 @@ def _write_dicoms(folder: Path, n: int, rows: int, cols: int, pixel_spacing, ste
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.PixelData = np.zeros((rows, cols), np.uint16).tobytes()
-        ds.save_as(folder / f"i{k:04d},0000b.dcm", enforce_file_format=True)
+        save_dicom_file(ds, folder / f"i{k:04d},0000b.dcm")
     return folder
 
 

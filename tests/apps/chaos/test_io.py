@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ImplicitVRLittleEndian, generate_uid
 
 from scse_monai.apps.chaos.io import list_slices, natural_key, read_dicom_series, read_png_stack
+from scse_monai.apps.chaos.phantom import save_dicom_file
 from scse_monai.errors import InvalidInputError
 
 
@@ -32,7 +33,7 @@ def write_slice(path: Path, pixels: np.ndarray, ipp, ps=(0.5, 0.75), thickness=3
     if echo is not None:
         ds.EchoTime = echo
     ds.PixelData = pixels.astype("<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    save_dicom_file(ds, path)
 
 
 def make_series(folder: Path, names, z_positions, shape=(3, 4)):
