@@ -127,25 +127,36 @@ class SCSEMaxFunction(torch.autograd.Function):
         x, g_c, weight, bias = ctx.saved_tensors
         with torch.autocast(x.device.type, enabled=False):
             dtype = gate_dtype(g_c, weight)
-            q_pre = spatial_squeeze(x.to(dtype), weight.to(dtype), bias.to(dtype))
-            g_s = torch.sigmoid(q_pre)
-            xd, gcd, gd = x.to(dtype), g_c.to(dtype), grad.to(dtype)
-            p, q = xd * gcd, xd * g_s
-            # torch.maximum's derivative (derivatives.yaml): where(p == q, grad / 2, grad), masked where the other wins
-            share = torch.where(p == q, 0.5, 1.0).to(dtype)
-            grad_p = gd * share.masked_fill(p < q, 0.0)
-            grad_q = gd * share.masked_fill(p > q, 0.0)
+            xd, gcd, wd = x.to(dtype), g_c.to(dtype), weight.to(dtype)
+            g_s = torch.sigmoid(spatial_squeeze(xd, wd, bias.to(dtype)))
+            grad_p, grad_q = _maximum_grads(xd * gcd, xd * g_s, grad.to(dtype))
             grad_g_s = (grad_q * xd).sum(dim=1, keepdim=True)
             grad_pre = grad_g_s * g_s * (1 - g_s)  # through the sigmoid, (B, 1, *S)
-            grad_x = grad_p * gcd + grad_q * g_s + grad_pre * weight.to(dtype).reshape(1, -1, *[1] * (x.ndim - 2))
+            grad_g_c = _reduce_to(grad_p * xd, g_c)
             # the 1x1 convolution's weight gradient: sum over batch and space of x * dL/dq
             grad_w = (xd * grad_pre).sum(dim=[0, *range(2, x.ndim)]).reshape(weight.shape)
-            return (
-                grad_x.to(x.dtype),
-                _reduce_to(grad_p * xd, g_c),
-                grad_w.to(weight.dtype),
-                grad_pre.sum().reshape(bias.shape).to(bias.dtype),
-            )
+            w_b = wd.reshape(1, -1, *[1] * (x.ndim - 2))
+            if torch.is_grad_enabled():  # create_graph (double backward): out-of-place ops only
+                grad_x = grad_p * gcd + grad_q * g_s + grad_pre * w_b
+            else:  # reuse the buffers: this runs at the training step's memory peak
+                grad_x = grad_p.mul_(gcd).addcmul_(grad_q, g_s).addcmul_(grad_pre, w_b)
+        return grad_x.to(x.dtype), grad_g_c, grad_w.to(weight.dtype), grad_pre.sum().reshape(bias.shape).to(bias.dtype)
+
+
+def _maximum_grads(p: torch.Tensor, q: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients of ``torch.maximum(p, q)``: ``where(p == q, grad / 2, grad)``, zeroed where the other is larger.
+
+    The rule of PyTorch's ``derivatives.yaml``, NaN included (a NaN product gives both sides the full gradient). The
+    products are released as soon as the masks exist (the caller passes temporaries).
+    """
+    eq, lt, gt = p == q, p < q, p > q
+    del p, q
+    if torch.is_grad_enabled():
+        half = torch.where(eq, grad * 0.5, grad)
+        return half.masked_fill(lt, 0.0), half.masked_fill(gt, 0.0)
+    grad_p = torch.where(eq, grad * 0.5, grad)
+    grad_q = grad_p.clone()
+    return grad_p.masked_fill_(lt, 0.0), grad_q.masked_fill_(gt, 0.0)
 
 
 @torch.jit.unused

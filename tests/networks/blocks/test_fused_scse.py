@@ -154,3 +154,14 @@ def test_select_formulation_equals_the_plain_formula(case) -> None:
     inputs = _inputs((2, 4, 5, 6), case)
     assert torch.equal(scse_max_select(*inputs), scse_max_reference(*inputs))
     _assert_same_grads(scse_max_select, scse_max_reference, inputs)
+
+
+def test_nan_and_inf_inputs_follow_torch_maximums_rule() -> None:
+    x, g_c, w, b = (t.detach() for t in _inputs((1, 3, 4, 4)))
+    x[0, 0, 0, 0], x[0, 1, 1, 1], x[0, 2, 2, 2] = float("nan"), float("inf"), -float("inf")
+    inputs = [t.requires_grad_() for t in (x, g_c, w, b)]
+    out, ref = scse_max(*inputs), scse_max_reference(*inputs)
+    torch.testing.assert_close(out, ref, equal_nan=True)
+    up = torch.ones_like(ref)
+    for a, r in zip(torch.autograd.grad(out, inputs, up), torch.autograd.grad(ref, inputs, up), strict=True):
+        torch.testing.assert_close(a, r, equal_nan=True)
