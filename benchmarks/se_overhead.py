@@ -413,8 +413,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time both networks under torch.compile (default: on in full mode)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--amp", action="store_true", help="autocast to bfloat16")
+    parser.add_argument("--table", type=Path, default=None, metavar="JSON",
+                        help="print the table of an earlier run's JSON and exit (what docs/performance.md quotes)")
     parser.add_argument("--memory-worker", choices=VARIANTS, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.table is not None:
+        print(format_table(json.loads(args.table.read_text())))
+        return 0
     mode = make_mode(args.quick, args.repeats, args.compile, args.device, args.amp)
     if args.memory_worker:
         print(json.dumps(_memory_worker(args.memory_worker, mode)))
