@@ -113,14 +113,10 @@ def chaos_dicom_geometry(
     ipp_last: Sequence[float],
     n: int,
 ) -> np.ndarray:
-    """The organisers' voxel -> mm matrix, re-indexed for arrays in the ``(column, row, slice)`` convention.
+    """The organisers' voxel -> mm matrix for ``(column, row, slice)`` arrays, in DICOM LPS millimetres.
 
-    ``transformToRealCoordinates`` (CHAOS-evaluation) builds, from the first and last DICOM in sorted name order,
-    ``M = [X*di, Y*dj, (T1 - TN)/(1 - N), T1]`` (X, Y = the two IOP direction cosines, di, dj = PixelSpacing[0],
-    PixelSpacing[1]) and feeds index points as ``(row, column, slice, 1)`` — so X*di multiplies the *row* index,
-    the transpose of the DICOM convention (harmless with square pixels and axis-aligned orientation). Our arrays are
-    ``(column, row, slice)`` (``volume[:, :, k] == png_k.T``), so the first two columns of ``M`` are swapped here:
-    ``M_ours @ (i, j, k, 1) == M @ (j, i, k, 1)``, which reproduces the official points exactly.
+    :func:`scse_monai.apps.chaos.io.dicom_affine` with ``convention="chaos"`` (the one DICOM geometry function; its
+    docstring explains the organisers' row/column transposition that this reproduces).
 
     Args:
         iop: ImageOrientationPatient of the first file (6 values).
@@ -128,24 +124,10 @@ def chaos_dicom_geometry(
         ipp_first: ImagePositionPatient of the first file in name order.
         ipp_last: ImagePositionPatient of the last file in name order.
         n: number of DICOM files.
-
-    Returns:
-        4x4 float64 matrix for ``(column, row, slice, 1)`` indices, in DICOM LPS millimetres.
     """
-    iop = np.asarray(iop, dtype=np.float64)
-    di, dj = (float(v) for v in pixel_spacing)
-    t1 = np.asarray(ipp_first, dtype=np.float64)
-    tn = np.asarray(ipp_last, dtype=np.float64)
-    x, y = iop[:3], iop[3:6]
-    # The official (T1 - TN)/(1 - N) divides by zero for one slice; the slice index is then always 0, so any step
-    # works for the points; the normal keeps the matrix invertible and the diagonal meaningful.
-    step = (t1 - tn) / (1 - n) if n > 1 else np.cross(x, y)
-    m = np.eye(4)
-    m[:3, 0] = y * dj  # column index (official second coordinate)
-    m[:3, 1] = x * di  # row index (official first coordinate)
-    m[:3, 2] = step
-    m[:3, 3] = t1
-    return m
+    from scse_monai.apps.chaos.io import dicom_affine
+
+    return dicom_affine(iop, pixel_spacing, ipp_first, ipp_last, n, convention="chaos")
 
 
 def border_voxels(mask: np.ndarray) -> np.ndarray:

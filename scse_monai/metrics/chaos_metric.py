@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,6 @@ import torch
 from monai.metrics import CumulativeIterationMetric
 from monai.utils import look_up_option, string_list_all_gather
 
-from scse_monai.data.inputs import NIFTI_SUFFIXES
 from scse_monai.errors import InvalidInputError
 from scse_monai.metrics.chaos import METRIC_KEYS, ORGANS, evaluate_label_volumes, mean_record, summarise_cases
 from scse_monai.metrics.tables import results_to_json
@@ -57,14 +55,10 @@ def _item_meta(x: Any, b: int, key: str) -> Any:
 
 
 def case_name(filename: Any) -> str | None:
-    """Case name of a file: its name without ``.nii[.gz]`` (``labelsTr/ct_1.nii.gz`` -> ``ct_1``)."""
-    if not filename:
-        return None
-    name = Path(str(filename)).name
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    """Case name of a file, ``labelsTr/ct_1.nii.gz`` -> ``ct_1`` (:func:`scse_monai.utils.io.case_name`), or None."""
+    from scse_monai.utils.io import case_name as _case_name
+
+    return _case_name(str(filename)) if filename else None
 
 
 class CHAOSMetric(CumulativeIterationMetric):
