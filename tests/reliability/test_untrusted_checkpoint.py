@@ -68,7 +68,7 @@ def test_training_resume_refuses(tmp_path: Path) -> None:
 
 
 def test_bundle_inference_refuses(tmp_path: Path) -> None:
-    """inference.json checks models/model.pt with load_weights_only at initialize (torch.load weights_only=True)."""
+    """inference.json checks models/model.pt with load_weights_only before it runs (torch.load weights_only=True)."""
     import nibabel as nib
     import numpy as np
 
