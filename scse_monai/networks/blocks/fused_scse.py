@@ -169,13 +169,11 @@ def _scse_max_eager(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bi
         return SCSEMaxFunction.apply(x, g_c, weight, bias)
     if torch._C._are_functorch_transforms_active():  # vmap/grad wrappers: out= ops have no batching rule
         return scse_max_formula(x, g_c, weight, bias)
-    # no autograd: no function state at all; a blocked max-out bounds the temporaries to one block
+    # no autograd: no function state at all; a blocked max-out bounds the temporaries to one block (its products
+    # promote x and g_c to the gates' dtype exactly as scse_max_formula's casts do)
     with torch.autocast(x.device.type, enabled=False):
-        dtype = gate_dtype(g_c, weight)
-        g_s = spatial_gate(x, weight, bias, dtype)
-        if dtype == x.dtype == g_c.dtype:
-            return maxout_blocked(x, g_c, g_s)
-    return scse_max_formula(x, g_c, weight, bias)
+        g_s = spatial_gate(x, weight, bias, gate_dtype(g_c, weight))
+        return maxout_blocked(x, g_c, g_s).to(x.dtype)
 
 
 def scse_max(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
