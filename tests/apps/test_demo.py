@@ -13,7 +13,15 @@ import torch
 from PIL import Image
 
 from scse_monai.apps.chaos.labels import ORGANS
-from scse_monai.apps.demo import BASELINE, FIGURES, NETWORKS, add_arguments, demo_settings
+from scse_monai.apps.demo import (
+    BASELINE,
+    FIGURES,
+    NETWORKS,
+    DemoSettings,
+    add_arguments,
+    demo_settings,
+    summary_markdown,
+)
 from scse_monai.apps.experiment import train_run
 from scse_monai.bundle_paths import BUNDLE_ENV, bundle_config, bundle_dir
 from scse_monai.cli import main
@@ -133,3 +141,18 @@ def test_bundle_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert bundle_dir() == tmp_path.resolve()
     with pytest.raises(InvalidInputError, match="not found"):
         bundle_config("inference")
+
+
+def test_readme_results_are_the_shipped_results_json() -> None:
+    """The README's demo table is ``summary_markdown`` of ``docs/demo/results.json``, and that run is the default."""
+    root = Path(__file__).resolve().parents[2]
+    results = json.loads((root / "docs" / "demo" / "results.json").read_text())
+    assert summary_markdown(results) in (root / "README.md").read_text()
+    default = DemoSettings()
+    assert results["kind"] == "demo" and results["seeds"] == default.seeds
+    assert results["data"] == {"n_ct": default.n_ct, "n_mr": default.n_mr, "size": default.size,
+                               "folds": default.folds, "data_seed": default.data_seed}
+    demo_json = json.loads((root / "bundle" / "configs" / "demo.json").read_text())
+    assert results["config"]["epochs"] == demo_json["epochs"]
+    groups = [set(results[f"{g}_cases"]) for g in ("training", "validation", "test")]
+    assert all(groups) and not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
