@@ -68,3 +68,18 @@ def test_volume_inference_quick(tmp_path):
     result = _run("volume_inference.py", tmp_path)
     _assert_finite(result, ["seconds", "slices_per_second", "peak_memory_mb", "peak_rss_mb"])
     assert result["output_shape"][2:] == result["volume_shape"]
+
+
+@pytest.mark.slow
+def test_se_profile_quick(tmp_path):
+    result = _run("se_profile.py", tmp_path)
+    assert result["compiled"] is False
+    for what in ("train", "inference"):
+        r = result[what]
+        # the groups partition the per-name differences, which add up to the difference of the totals
+        assert sum(r["gap_by_group_ms"].values()) == pytest.approx(r["gap_ms"], abs=1e-6)
+        assert r["gap_ms"] == pytest.approx(r["total_ms"]["seunet"] - r["total_ms"]["unet"], abs=1e-6)
+        assert set(r["gap_by_group_ms"]) <= {"convolution", "matmul", "inductor_kernel", "other"}
+        # an op only SEUNet runs (the gates' sigmoid) is profiled for SEUNet and absent from UNet's profile
+        assert r["per_name_ms"]["seunet"].get("aten::sigmoid", 0.0) > 0.0
+        assert "aten::sigmoid" not in r["per_name_ms"]["unet"]
