@@ -20,7 +20,7 @@ from monai.networks.blocks import ChannelSELayer
 from monai.networks.layers.factories import Conv
 from monai.utils import look_up_option
 
-from scse_monai.networks.blocks.fused_scse import gate_dtype, scse_max, spatial_gate
+from scse_monai.networks.blocks.fused_scse import gate_dtype, scse_max, spatial_gate, spatial_squeeze
 from scse_monai.networks.blocks.maxout import maxout_recalibrate
 from scse_monai.utils.enums import SEAggregation
 
@@ -45,7 +45,10 @@ class SpatialSELayer(nn.Module):
     """Channel squeeze and spatial excitation (sSE), Roy et al., TMI 2019, eq. 3.
 
     A 1x1 convolution C -> 1 (with bias) squeezes the channels into one map q; each position is rescaled by
-    sigmoid(q): ``U_sSE(i, j, :) = sigmoid(q(i, j)) * u(i, j, :)``. Adds ``C + 1`` parameters.
+    sigmoid(q): ``U_sSE(i, j, :) = sigmoid(q(i, j)) * u(i, j, :)``. Adds ``C + 1`` parameters. The convolution's
+    parameters live in ``self.conv`` (a MONAI ``Conv`` module, so checkpoints keep their keys); the squeeze itself is
+    computed as a matrix-vector product (:func:`~scse_monai.networks.blocks.fused_scse.spatial_squeeze`), which is
+    the same value and much faster on CPU than a convolution with one output channel.
 
     Args:
         spatial_dims: number of spatial dimensions, 1, 2 or 3.
@@ -76,7 +79,11 @@ class SpatialSELayer(nn.Module):
         if not torch.jit.is_scripting():  # (TorchScript compiles only this branch's alternative)
             if torch.is_autocast_enabled(x.device.type):
                 return self._gate_float32(x)
-        return self.sigmoid(self.conv(x))
+        bias = self.conv.bias
+        if bias is None:  # the layer creates it; only a user's surgery can remove it
+            raise ValueError("SpatialSELayer.conv must have a bias (Roy et al.'s squeeze is conv1x1 with bias).")
+        # the convolution's parameters, applied as a batched matrix-vector product (see spatial_squeeze)
+        return self.sigmoid(spatial_squeeze(x, self.conv.weight, bias))
 
     @torch.jit.unused
     def _gate_float32(self, x: torch.Tensor) -> torch.Tensor:
