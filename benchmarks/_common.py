@@ -167,7 +167,7 @@ def peak_rss_bytes() -> int:
 
 def memory_env() -> dict[str, str]:
     """Environment for a memory-measuring subprocess (see the module docstring)."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # a timing run's settings
     env["MALLOC_MMAP_THRESHOLD_"] = "131072"
     return env
 
@@ -179,6 +179,8 @@ def machine_info() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "platform": sys.platform,
+        # glibc malloc settings change what fresh tensors cost (page faults; see docs/performance.md)
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
     }
     try:
         info["loadavg"] = list(os.getloadavg())

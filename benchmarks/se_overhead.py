@@ -15,7 +15,8 @@ Measured in one run, on the same inputs:
 
 - training step (forward, the bundle's DiceCE loss, backward, Adam step) and inference (eval mode, ``torch.no_grad``)
   times: after a warm-up, the variants are run interleaved (the order rotates every repetition) and the median of
-  the repetitions is reported, so that a slow phase of a shared machine hits all variants alike;
+  the repetitions is reported, so that a slow phase of a shared machine hits all variants alike; the time ratios
+  are the medians of the per-repetition ratios (each pair ran back to back);
 - peak memory of a training step, each variant in a fresh subprocess: peak resident set size during one step minus
   the resident set size just before it (weights, gradients from the warm-up and Adam state are already live), with
   glibc's mmap threshold fixed so that freed tensors leave the resident set at once (see ``_common.py``); plus the
@@ -311,6 +312,13 @@ def run(mode: dict[str, Any]) -> dict[str, Any]:
     def ratio(table: dict[str, float], a: str, b: str) -> float | None:
         return table[a] / table[b] if a in table and b in table else None
 
+    def paired(times: dict[str, list[float]], a: str, b: str) -> float | None:
+        # median of the per-repetition ratios: a and b ran back to back in each repetition, so a slow phase of a
+        # shared machine cancels out (the medians of the times, above, would pair a's fast phase with b's slow one)
+        if a not in times or b not in times:
+            return None
+        return _median([x / y for x, y in zip(times[a], times[b], strict=True)])
+
     result: dict[str, Any] = {
         "mode": "quick" if mode["quick"] else "full",
         "device": mode["device"],
@@ -332,15 +340,15 @@ def run(mode: dict[str, Any]) -> dict[str, Any]:
         "inference_flops": {v: f[0] for v, f in flops.items()},
         "train_step_flops": {v: f[1] for v, f in flops.items()},
         "matmul_gflops_before_after": [matmul_before, matmul_after],
-        "train_step_ratio": ratio(train, "scse", "unet"),
+        "train_step_ratio": paired(train_t, "scse", "unet"),
         "peak_memory_ratio": ratio(peak, "scse", "unet"),
-        "inference_ratio": ratio(infer, "scse", "unet"),
-        "naive_train_step_ratio": ratio(train, "naive", "unet"),
+        "inference_ratio": paired(infer_t, "scse", "unet"),
+        "naive_train_step_ratio": paired(train_t, "naive", "unet"),
         "naive_peak_memory_ratio": ratio(peak, "naive", "unet"),
-        "naive_inference_ratio": ratio(infer, "naive", "unet"),
-        "compiled_train_step_ratio": ratio(train, "scse_compiled", "unet_compiled"),
+        "naive_inference_ratio": paired(infer_t, "naive", "unet"),
+        "compiled_train_step_ratio": paired(train_t, "scse_compiled", "unet_compiled"),
         "compiled_peak_memory_ratio": ratio(peak, "scse_compiled", "unet_compiled"),
-        "compiled_inference_ratio": ratio(infer, "scse_compiled", "unet_compiled"),
+        "compiled_inference_ratio": paired(infer_t, "scse_compiled", "unet_compiled"),
         # compilation happens in the first train step and the first inference; one eager step of each is subtracted
         "compile_seconds_unet": _compile_seconds(first_call_s, train, infer, "unet"),
         "compile_seconds_seunet": _compile_seconds(first_call_s, train, infer, "scse"),
@@ -350,6 +358,14 @@ def run(mode: dict[str, Any]) -> dict[str, Any]:
         "matmul_peak_gflops": max(matmul_before, matmul_after),
     }
     result["effective_fraction_of_matmul_peak"] = result["effective_gflops"] / result["matmul_peak_gflops"]
+    # the spread behind each time ratio: one ratio per repetition
+    result["ratios_per_repeat"] = {
+        f"{pre}{key}": [x / y for x, y in zip(times[a], times[b], strict=True)]
+        for key, times in (("train_step_ratio", train_t), ("inference_ratio", infer_t))
+        for pre, a, b in (("", "scse", "unet"), ("naive_", "naive", "unet"),
+                          ("compiled_", "scse_compiled", "unet_compiled"))
+        if a in times and b in times
+    }
     check_finite(result, REQUIRED_KEYS + (COMPILED_KEYS if mode["compile"] else []))
     return result
 
@@ -370,18 +386,23 @@ def format_table(result: dict[str, Any]) -> str:
     def ratios(table: dict[str, float]) -> list[str]:
         return [f"{table[v] / table[baseline[v]]:.3f}" for v in variants]
 
+    def paired_ratios(times: dict[str, list[float]]) -> list[str]:
+        # the JSON's time ratios: medians of the per-repetition ratios
+        return [f"{_median([a / b for a, b in zip(times[v], times[baseline[v]], strict=True)]):.3f}"
+                for v in variants]
+
     peak = {v: result["memory"][v]["step_peak_bytes"] for v in variants}
     rows = [
         ("", *(names[v] for v in variants)),
         ("train step [ms]", *(f"{1e3 * result['train_step_s'][v]:.1f}" for v in variants)),
-        ("  ratio to UNet", *ratios(result["train_step_s"])),
+        ("  ratio to UNet (paired)", *paired_ratios(result["train_step_all_s"])),
         ("step peak memory [MiB]", *(f"{peak[v] / mib:.1f}" for v in variants)),
         ("  ratio to UNet", *ratios(peak)),
         ("saved for backward [MiB]",
          *(f"{result['memory'][v]['saved_tensor_bytes'] / mib:.1f}" if "saved_tensor_bytes" in result["memory"][v]
            else "-" for v in variants)),
         ("inference / batch [ms]", *(f"{1e3 * result['inference_s'][v]:.1f}" for v in variants)),
-        ("  ratio to UNet", *ratios(result["inference_s"])),
+        ("  ratio to UNet (paired)", *paired_ratios(result["inference_all_s"])),
         ("parameters", *(f"{result['params'][v]:,}" for v in variants)),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

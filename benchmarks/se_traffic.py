@@ -33,13 +33,13 @@ from _common import build_network, bundle_network_kwargs, machine_info, write_js
 
 # Element passes per SE layer of N elements (read N = 1, write N = 1; bool masks count 1/4, float32 activations).
 EAGER_PASSES = {
-    # mean over space (1), conv1x1 C->1 (1), x * g_c (2), x * g_s (2), maximum (3)
+    # mean over space (1), squeeze C->1 as a batched product (1), x * g_c (2), x * g_s (2), maximum (3)
     "forward": 9.0,
-    # conv1x1 recompute (1), p and q (2 + 2), p == q (2.25), where -> share (1.25), two masks with p < q / p > q
+    # squeeze recompute (1), p and q (2 + 2), p == q (2.25), where -> share (1.25), two masks with p < q / p > q
     # (2 x 2.25), two masked_fill (2 x 2.25), two grad * share (2 x 3), grad_q * x + channel sum (3 + 1),
-    # grad_p * g_c (2), grad_q * g_s (2), add (3), grad_pre * w (2), add (3), x * grad_pre + sum (2 + 1),
-    # grad_p * x + sum (3 + 1)
-    "backward": 46.5,
+    # grad_p * g_c (2), grad_q * g_s (2), add (3), grad_pre * w (2), add (3), the squeeze's weight gradient as a
+    # batched product reading x (1), the channel gate's gradient as a batched dot reading grad_p and x (2)
+    "backward": 42.5,
 }
 FUSED_PASSES = {"forward": 3.0, "backward": 5.0}
 FULL = {"size": 256, "batch": 16}
