@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bundle_network_kwargs, machine_info, write_json  # noqa: E402
 from se_overhead import _Case, make_mode  # noqa: E402
 
-__all__ = ["categorise", "main", "profile_variant"]
+__all__ = ["categorise", "main", "profile_variants"]
 
 
 def categorise(name: str) -> str:
@@ -50,17 +50,22 @@ def categorise(name: str) -> str:
     return "other"
 
 
-def profile_variant(case: _Case, what: str, steps: int) -> dict[str, float]:
-    """Self CPU milliseconds per op/kernel name per call of ``case.train_step`` (``what="train"``) or ``case.infer``."""
-    fn = case.train_step if what == "train" else case.infer
-    fn()  # warm-up outside the profiler (compilation, oneDNN primitives, Adam state)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
-            fn()
-    per_name: dict[str, float] = defaultdict(float)
-    for event in prof.key_averages():
-        per_name[event.key] += event.self_cpu_time_total / 1000.0 / steps
-    return dict(per_name)
+def profile_variants(cases: dict[str, _Case], what: str, steps: int) -> dict[str, dict[str, float]]:
+    """Self CPU milliseconds per op/kernel name and per call of ``train_step`` (``what="train"``) or ``infer``.
+
+    The variants are profiled interleaved, one call each per round for ``steps`` rounds, so that a slow phase of a
+    shared machine hits them alike (as in ``se_overhead.py``).
+    """
+    per_name: dict[str, dict[str, float]] = {v: defaultdict(float) for v in cases}
+    for case in cases.values():  # warm-up outside the profiler (compilation, oneDNN primitives, Adam state)
+        (case.train_step if what == "train" else case.infer)()
+    for _ in range(steps):
+        for v, case in cases.items():
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                (case.train_step if what == "train" else case.infer)()
+            for event in prof.key_averages():
+                per_name[v][event.key] += event.self_cpu_time_total / 1000.0 / steps
+    return {v: dict(d) for v, d in per_name.items()}
 
 
 def attribute(base: dict[str, float], se: dict[str, float], top: int) -> dict[str, Any]:
@@ -95,7 +100,7 @@ def run(quick: bool, compiled: bool, steps: int, top: int) -> dict[str, Any]:
                               "steps": steps}
     cases = {v: _Case(v + suffix, base, mode) for v in ("unet", "scse")}
     for what in ("train", "inference"):
-        profiles = {v: profile_variant(c, what, steps) for v, c in cases.items()}
+        profiles = profile_variants(cases, what, steps)
         result[what] = attribute(profiles["unet"], profiles["scse"], top)
     result["machine"]["loadavg_after"] = machine_info()["loadavg"]
     return result
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny network and images (seconds)")
     parser.add_argument("--compile", action="store_true", help="profile both networks under torch.compile")
-    parser.add_argument("--steps", type=int, default=2, help="profiled calls per variant (default 2)")
+    parser.add_argument("--steps", type=int, default=4, help="profiled calls per variant (default 4)")
     parser.add_argument("--top", type=int, default=40, help="largest per-name differences to list")
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args(argv)
