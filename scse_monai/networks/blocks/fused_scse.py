@@ -19,8 +19,8 @@ It is correct by construction where it matters for a drop-in block:
   output keeps the input's (autocast) dtype.
 
 TorchScript, tracing and ONNX export see the plain formula (an ``autograd.Function`` cannot be scripted or exported);
-``torch.compile`` sees :func:`scse_max_select`, the same values written as one selected gate, which inductor fuses
-into fewer passes than the two products and the max.
+``torch.compile`` sees :func:`scse_max_abs`, the same function written without comparisons, which inductor fuses
+into fewer passes than the two products and the max, with no masks to keep for backward.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = [
     "scse_max",
     "scse_max_formula",
     "scse_max_reference",
-    "scse_max_select",
+    "scse_max_abs",
     "spatial_gate",
     "spatial_squeeze",
 ]
@@ -101,22 +101,25 @@ def _gate_grad(grad: torch.Tensor, x: torch.Tensor, g_c: torch.Tensor) -> torch.
     return (grad * x).sum_to_size(g_c.shape).to(g_c.dtype)
 
 
-def scse_max_select(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Max-out as one selected gate, ``x * (max(g_c, g_s) if x > 0, min(g_c, g_s) if x < 0, their mean if x == 0)``.
+def scse_max_abs(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Max-out without comparisons: ``max(a, b) = (a + b) / 2 + |a - b| / 2`` with ``a = x g_c``, ``b = x g_s``.
 
-    What ``torch.compile`` sees: one product with a gate that inductor computes inside the same fused loop, instead
-    of two full-size products and a max (measured in ``benchmarks/se_overhead.py``). The values are bitwise the
-    plain formula's (rounding is monotonic, so ``x * max(a, b) == max(x * a, x * b)`` for ``x >= 0``, ``min`` for
-    ``x < 0``); the gradients are too, including ``torch.maximum``'s tie rule for equal gates (``maximum(g_c, g_s)``
-    splits the same way) and for ``x == 0`` (the mean gate), except where different gates round to equal products.
+    What ``torch.compile`` sees: ``0.5 * (x * (g_c + g_s) + |x| * |g_c - g_s|)``. Its derivatives are
+    ``torch.maximum``'s rules exactly, because ``d|u|/du`` is ``sign(u)`` with ``sign(0) = 0``: d/dx is
+    ``max(g_c, g_s)`` for x > 0, ``min`` for x < 0 and their mean at x == 0 (maximum's tie of two zero products);
+    d/dg_c is x where ``x g_c`` is the larger product, 0 where it is the smaller and ``x / 2`` for equal gates. The
+    values equal the plain formula's up to rounding (a few ulp; ``tests/networks/blocks/test_fused_scse.py``).
+
+    Why not a select (``x * where(x > 0, max(g_c, g_s), min(g_c, g_s))``, bitwise the formula): inductor's
+    partitioner then saves the masks ``x > 0`` and ``x < 0`` from the forward loop for backward, which costs memory
+    (two bytes per element) and, measured on CPU (``docs/performance.md``), makes the fused forward loop several
+    times slower; this form has no masks, and its backward needs only x, which is kept anyway.
     """
     with torch.autocast(x.device.type, enabled=False):
         dtype = gate_dtype(g_c, weight)
         g_s = spatial_gate(x, weight, bias, dtype)
         g_c, xd = g_c.to(dtype), x.to(dtype)
-        tie = 0.5 * (g_c + g_s)
-        gate = torch.where(xd > 0, torch.maximum(g_c, g_s), torch.where(xd < 0, torch.minimum(g_c, g_s), tie))
-        return (xd * gate).to(x.dtype)
+        return (0.5 * (xd * (g_c + g_s) + xd.abs() * (g_c - g_s).abs())).to(x.dtype)
 
 
 class SCSEMaxFunction(torch.autograd.Function):
@@ -178,7 +181,7 @@ def _maximum_grads(p: torch.Tensor, q: torch.Tensor, grad: torch.Tensor) -> tupl
 @torch.jit.unused
 def _scse_max_eager(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     if torch.compiler.is_compiling():
-        return scse_max_select(x, g_c, weight, bias)
+        return scse_max_abs(x, g_c, weight, bias)
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return scse_max_formula(x, g_c, weight, bias)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, g_c, weight, bias)):
