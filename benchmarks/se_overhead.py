@@ -242,6 +242,17 @@ def _measure_memory(variants: tuple[str, ...], mode_args: list[str]) -> dict[str
     return results
 
 
+def _paired_ratios(times: dict[str, list[float]], a: str, b: str) -> list[float] | None:
+    """``a``'s time over ``b``'s, one ratio per repetition (None unless both ran).
+
+    The two ran back to back in each repetition, so a slow phase of a shared machine cancels out of the ratio; the
+    medians of the times would pair a's fast phase with b's slow one.
+    """
+    if a not in times or b not in times:
+        return None
+    return [x / y for x, y in zip(times[a], times[b], strict=True)]
+
+
 def _median(values: list[float]) -> float:
     values = sorted(values)
     n = len(values)
@@ -312,12 +323,16 @@ def run(mode: dict[str, Any]) -> dict[str, Any]:
     def ratio(table: dict[str, float], a: str, b: str) -> float | None:
         return table[a] / table[b] if a in table and b in table else None
 
-    def paired(times: dict[str, list[float]], a: str, b: str) -> float | None:
-        # median of the per-repetition ratios: a and b ran back to back in each repetition, so a slow phase of a
-        # shared machine cancels out (the medians of the times, above, would pair a's fast phase with b's slow one)
-        if a not in times or b not in times:
-            return None
-        return _median([x / y for x, y in zip(times[a], times[b], strict=True)])
+    # the time ratios: medians of the per-repetition ratios, which the JSON keeps as the spread behind them
+    per_repeat = {
+        f"{pre}{key}": _paired_ratios(times, a, b)
+        for key, times in (("train_step_ratio", train_t), ("inference_ratio", infer_t))
+        for pre, a, b in (("", "scse", "unet"), ("naive_", "naive", "unet"),
+                          ("compiled_", "scse_compiled", "unet_compiled"))
+    }
+
+    def paired(key: str) -> float | None:
+        return None if per_repeat[key] is None else _median(per_repeat[key])
 
     result: dict[str, Any] = {
         "mode": "quick" if mode["quick"] else "full",
@@ -340,15 +355,15 @@ def run(mode: dict[str, Any]) -> dict[str, Any]:
         "inference_flops": {v: f[0] for v, f in flops.items()},
         "train_step_flops": {v: f[1] for v, f in flops.items()},
         "matmul_gflops_before_after": [matmul_before, matmul_after],
-        "train_step_ratio": paired(train_t, "scse", "unet"),
+        "train_step_ratio": paired("train_step_ratio"),
         "peak_memory_ratio": ratio(peak, "scse", "unet"),
-        "inference_ratio": paired(infer_t, "scse", "unet"),
-        "naive_train_step_ratio": paired(train_t, "naive", "unet"),
+        "inference_ratio": paired("inference_ratio"),
+        "naive_train_step_ratio": paired("naive_train_step_ratio"),
         "naive_peak_memory_ratio": ratio(peak, "naive", "unet"),
-        "naive_inference_ratio": paired(infer_t, "naive", "unet"),
-        "compiled_train_step_ratio": paired(train_t, "scse_compiled", "unet_compiled"),
+        "naive_inference_ratio": paired("naive_inference_ratio"),
+        "compiled_train_step_ratio": paired("compiled_train_step_ratio"),
         "compiled_peak_memory_ratio": ratio(peak, "scse_compiled", "unet_compiled"),
-        "compiled_inference_ratio": paired(infer_t, "scse_compiled", "unet_compiled"),
+        "compiled_inference_ratio": paired("compiled_inference_ratio"),
         # compilation happens in the first train step and the first inference; one eager step of each is subtracted
         "compile_seconds_unet": _compile_seconds(first_call_s, train, infer, "unet"),
         "compile_seconds_seunet": _compile_seconds(first_call_s, train, infer, "scse"),
@@ -358,14 +373,7 @@ def run(mode: dict[str, Any]) -> dict[str, Any]:
         "matmul_peak_gflops": max(matmul_before, matmul_after),
     }
     result["effective_fraction_of_matmul_peak"] = result["effective_gflops"] / result["matmul_peak_gflops"]
-    # the spread behind each time ratio: one ratio per repetition
-    result["ratios_per_repeat"] = {
-        f"{pre}{key}": [x / y for x, y in zip(times[a], times[b], strict=True)]
-        for key, times in (("train_step_ratio", train_t), ("inference_ratio", infer_t))
-        for pre, a, b in (("", "scse", "unet"), ("naive_", "naive", "unet"),
-                          ("compiled_", "scse_compiled", "unet_compiled"))
-        if a in times and b in times
-    }
+    result["ratios_per_repeat"] = {k: v for k, v in per_repeat.items() if v is not None}
     check_finite(result, REQUIRED_KEYS + (COMPILED_KEYS if mode["compile"] else []))
     return result
 
@@ -388,8 +396,7 @@ def format_table(result: dict[str, Any]) -> str:
 
     def paired_ratios(times: dict[str, list[float]]) -> list[str]:
         # the JSON's time ratios: medians of the per-repetition ratios
-        return [f"{_median([a / b for a, b in zip(times[v], times[baseline[v]], strict=True)]):.3f}"
-                for v in variants]
+        return [f"{_median(_paired_ratios(times, v, baseline[v])):.3f}" for v in variants]
 
     peak = {v: result["memory"][v]["step_peak_bytes"] for v in variants}
     rows = [

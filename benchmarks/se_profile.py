@@ -56,13 +56,14 @@ def profile_variants(cases: dict[str, _Case], what: str, steps: int) -> dict[str
     The variants are profiled interleaved, one call each per round for ``steps`` rounds, so that a slow phase of a
     shared machine hits them alike (as in ``se_overhead.py``).
     """
+    calls = {v: case.train_step if what == "train" else case.infer for v, case in cases.items()}
     per_name: dict[str, dict[str, float]] = {v: defaultdict(float) for v in cases}
-    for case in cases.values():  # warm-up outside the profiler (compilation, oneDNN primitives, Adam state)
-        (case.train_step if what == "train" else case.infer)()
+    for call in calls.values():  # warm-up outside the profiler (compilation, oneDNN primitives, Adam state)
+        call()
     for _ in range(steps):
-        for v, case in cases.items():
+        for v, call in calls.items():
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                (case.train_step if what == "train" else case.infer)()
+                call()
             for event in prof.key_averages():
                 per_name[v][event.key] += event.self_cpu_time_total / 1000.0 / steps
     return {v: dict(d) for v, d in per_name.items()}
@@ -95,9 +96,9 @@ def run(quick: bool, compiled: bool, steps: int, top: int) -> dict[str, Any]:
         import torch._inductor.config as inductor_config
 
         inductor_config.cpp.enable_kernel_profile = True  # one profiler event per generated C++ kernel
+    spatial = [mode["size"]] * int(base["spatial_dims"])
     result: dict[str, Any] = {"machine": machine_info(), "network_source": source, "compiled": compiled,
-                              "input": [mode["batch"], int(base["in_channels"]), *[mode["size"]] * 2],
-                              "steps": steps}
+                              "input": [mode["batch"], int(base["in_channels"]), *spatial], "steps": steps}
     cases = {v: _Case(v + suffix, base, mode) for v in ("unet", "scse")}
     for what in ("train", "inference"):
         profiles = profile_variants(cases, what, steps)
