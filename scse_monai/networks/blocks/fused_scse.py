@@ -42,8 +42,8 @@ __all__ = [
     "spatial_squeeze",
 ]
 
-def spatial_squeeze(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The sSE squeeze q = conv1x1(x; weight, bias) with one output channel, (B, 1, *S).
+def spatial_squeeze(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The sSE squeeze q = conv1x1(x; weight, bias) with one output channel, (B, 1, *S); ``bias`` may be None.
 
     Computed as a batched matrix-vector product, ``bias + weight (1 x C) @ x (C x S)`` per batch item, not as a
     convolution: on CPU, oneDNN's convolution with a single output channel (and its backward) runs 10-15x slower than
@@ -52,7 +52,8 @@ def spatial_squeeze(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
     rounding; scriptable and exportable (ONNX ``MatMul``).
     """
     b, c = x.shape[0], x.shape[1]
-    q = torch.baddbmm(bias.reshape(1, 1, 1), weight.reshape(1, 1, c).expand(b, 1, c), x.reshape(b, c, -1))
+    w, xs = weight.reshape(1, 1, c).expand(b, 1, c), x.reshape(b, c, -1)
+    q = torch.bmm(w, xs) if bias is None else torch.baddbmm(bias.reshape(1, 1, 1), w, xs)
     return q.view_as(x[:, :1])
 
 
@@ -70,9 +71,10 @@ def gate_dtype(a: torch.Tensor, b: torch.Tensor) -> torch.dtype:
     return torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
 
 
-def spatial_gate(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def spatial_gate(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     """The sSE gate ``sigmoid(conv1x1(x))`` computed in ``dtype``."""
-    return torch.sigmoid(spatial_squeeze(x.to(dtype), weight.to(dtype), bias.to(dtype)))
+    bias = None if bias is None else bias.to(dtype)
+    return torch.sigmoid(spatial_squeeze(x.to(dtype), weight.to(dtype), bias))
 
 
 def scse_max_formula(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

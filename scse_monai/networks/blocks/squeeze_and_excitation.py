@@ -79,11 +79,8 @@ class SpatialSELayer(nn.Module):
         if not torch.jit.is_scripting():  # (TorchScript compiles only this branch's alternative)
             if torch.is_autocast_enabled(x.device.type):
                 return self._gate_float32(x)
-        bias = self.conv.bias
-        if bias is None:  # the layer creates it; only a user's surgery can remove it
-            raise ValueError("SpatialSELayer.conv must have a bias (Roy et al.'s squeeze is conv1x1 with bias).")
         # the convolution's parameters, applied as a batched matrix-vector product (see spatial_squeeze)
-        return self.sigmoid(spatial_squeeze(x, self.conv.weight, bias))
+        return self.sigmoid(spatial_squeeze(x, self.conv.weight, self.conv.bias))
 
     @torch.jit.unused
     def _gate_float32(self, x: torch.Tensor) -> torch.Tensor:
