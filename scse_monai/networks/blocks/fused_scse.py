@@ -18,9 +18,11 @@ It is correct by construction where it matters for a drop-in block:
 - under autocast the sSE squeeze and the sigmoid run in float32 (a known SE failure mode in half precision); the
   output keeps the input's (autocast) dtype.
 
-TorchScript, tracing and ONNX export see the plain formula (an ``autograd.Function`` cannot be scripted or exported);
-``torch.compile`` sees :func:`scse_max_abs`, the same function written without comparisons, which inductor fuses
-into fewer passes than the two products and the max, with no masks to keep for backward.
+TorchScript, tracing and ONNX export see the plain formula (an ``autograd.Function`` cannot be scripted or exported).
+``torch.compile`` sees :func:`scse_max_abs`, the same function written without comparisons, with the squeeze as a
+reduction over channels (which inductor fuses into its loops in the graph's own layout), in training inside a
+non-reentrant :func:`torch.utils.checkpoint.checkpoint` region: inductor's partitioner then keeps only the region's
+input x for backward and recomputes the rest, the block's output included (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
 
 from scse_monai.networks.blocks.maxout import maxout_blocked
 
@@ -49,12 +52,30 @@ def spatial_squeeze(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     convolution: on CPU, oneDNN's convolution with a single output channel (and its backward) runs 10-15x slower than
     this memory-bound product (``benchmarks/se_profile.py``; e.g. 120 ms against 8 ms for a 16 x 32 x 256 x 256
     input), and it was most of scSE's eager overhead. Same value as ``F.conv2d(x, weight, bias)`` up to float
-    rounding; scriptable and exportable (ONNX ``MatMul``).
+    rounding; scriptable and exportable (ONNX ``MatMul``). Under ``torch.compile`` it is a reduction over channels
+    instead (:func:`_spatial_squeeze_reduction`).
     """
+    if not torch.jit.is_scripting():
+        if torch.compiler.is_compiling():
+            return _spatial_squeeze_reduction(x, weight, bias)
     b, c = x.shape[0], x.shape[1]
     w, xs = weight.reshape(1, 1, c).expand(b, 1, c), x.reshape(b, c, -1)
     q = torch.bmm(w, xs) if bias is None else torch.baddbmm(bias.reshape(1, 1, 1), w, xs)
     return q.view_as(x[:, :1])
+
+
+@torch.jit.unused
+def _spatial_squeeze_reduction(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """What ``torch.compile`` sees of the squeeze: ``sum_c(w_c x_c) + bias``, a reduction over channels.
+
+    Inductor fuses it with the producer of ``x`` and the other SE loops, in whatever layout the graph keeps ``x``
+    (channels-last after convolutions). The matrix product would be an external kernel that needs ``x`` contiguous
+    in (C, S) order: inductor then writes a transposed copy of ``x`` (a full-size pass) just to feed it, and its
+    partitioner keeps more for backward (``docs/performance.md``).
+    """
+    shape = [1, x.shape[1]] + [1] * (x.ndim - 2)
+    q = (x * weight.reshape(shape)).sum(dim=1, keepdim=True)
+    return q if bias is None else q + bias.reshape([1] * x.ndim)
 
 
 def scse_max_reference(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -115,7 +136,9 @@ def scse_max_abs(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias:
     Why not a select (``x * where(x > 0, max(g_c, g_s), min(g_c, g_s))``, bitwise the formula): inductor's
     partitioner then saves the masks ``x > 0`` and ``x < 0`` from the forward loop for backward, which costs memory
     (two bytes per element) and, measured on CPU (``docs/performance.md``), makes the fused forward loop several
-    times slower; this form has no masks, and its backward needs only x, which is kept anyway.
+    times slower; this form has no masks, and its backward needs only x. Under ``torch.compile`` the squeeze is a
+    channel reduction (see :func:`spatial_squeeze`), and in training the call is a checkpoint region, so that only x
+    is kept (without it the partitioner kept ``|x|`` as well).
     """
     with torch.autocast(x.device.type, enabled=False):
         dtype = gate_dtype(g_c, weight)
@@ -183,6 +206,8 @@ def _maximum_grads(p: torch.Tensor, q: torch.Tensor, grad: torch.Tensor) -> tupl
 @torch.jit.unused
 def _scse_max_eager(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     if torch.compiler.is_compiling():
+        if torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(scse_max_abs, x, g_c, weight, bias, use_reentrant=False)
         return scse_max_abs(x, g_c, weight, bias)
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return scse_max_formula(x, g_c, weight, bias)

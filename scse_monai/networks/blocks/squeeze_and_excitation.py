@@ -132,7 +132,9 @@ class ChannelSpatialSELayer(nn.Module):
             convolution keeps anyway) and the small gates for backward, not the two full-size products; without grad,
             a blocked max-out with one block-sized temporary (:mod:`.maxout`). Same values and gradients as the plain
             formula, in-place ops after the block, double backward and ``torch.func`` included
-            (``tests/networks/blocks/test_drop_in.py``). ``False``: the plain formula. Defaults to True.
+            (``tests/networks/blocks/test_drop_in.py``). Under ``torch.compile``, one formula inductor fuses, which
+            keeps only the input for backward (:mod:`~scse_monai.networks.blocks.fused_scse`). ``False``: the plain
+            formula. Defaults to True.
 
     Under autocast the cSE squeeze and MLP, the sSE squeeze and both sigmoids run in float32 (half-precision gates
     saturate); the output has the input's dtype.
@@ -211,8 +213,9 @@ class ChannelSpatialSELayer(nn.Module):
         check_input_rank(x, self.spatial_dims)
         g_c = self.channel_gate(x)
         bias = self.sse.conv.bias
-        if self.aggregation == "max" and self.memory_efficient and bias is not None and torch.is_grad_enabled():
-            # training: the sSE squeeze and the max-out in one step that keeps no full-size product for backward
+        if self.aggregation == "max" and self.memory_efficient and bias is not None:
+            # training: the sSE squeeze and the max-out in one step that keeps no full-size product for backward;
+            # inference: a blocked max-out; torch.compile: one formula for both (scse_max_abs)
             return scse_max(x, g_c, self.sse.conv.weight, bias)
         g_s = self.sse.gate(x)
         if self.aggregation == "max":

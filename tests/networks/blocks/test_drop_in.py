@@ -202,6 +202,62 @@ def test_torch_compile_one_graph_and_eager_gradients() -> None:
     torch._dynamo.reset()
 
 
+def test_torch_compile_inference_one_graph_and_eager_values() -> None:
+    """Without grad, torch.compile sees the same formula as in training (one graph), with eager's values."""
+    torch._dynamo.reset()
+    layer = _layer("scse_max", 3, 4, dtype=torch.float32).eval()
+    x = torch.randn(2, 4, 5, 6, 3)
+    with torch.no_grad():
+        explanation = torch._dynamo.explain(layer)(x)
+        assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
+        torch.testing.assert_close(torch.compile(layer)(x), layer(x), rtol=1e-5, atol=1e-6)
+    torch._dynamo.reset()
+
+
+class _ResidualUnit(nn.Module):
+    """conv -> BN -> PReLU, plus a 1 x 1 residual convolution, then ``se``, then a convolution: MONAI's
+    ``ResidualUnit`` followed by the next layer, as in SEUNet."""
+
+    def __init__(self, se: nn.Module, channels: int = 4) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm, self.act = nn.BatchNorm2d(channels), nn.PReLU()
+        self.residual, self.se = nn.Conv2d(channels, channels, 1), se
+        self.out = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return self.out(self.se(self.act(self.norm(self.conv(x))) + self.residual(x)))
+
+
+def test_torch_compile_keeps_no_extra_activation_for_backward() -> None:
+    """Compiled, the scSE layer costs no full-size tensor saved for backward over the same unit without it.
+
+    Its formula runs in a non-reentrant checkpoint region, so inductor's partitioner keeps the region's input x
+    and recomputes the rest, including the block's output that the next convolution needs (without the region it
+    kept x and |x| and the output: ``docs/performance.md``).
+    """
+    x = torch.randn(2, 4, 16, 16)
+    counts = {}
+    for name, se in (("scse", _layer("scse_max", 2, 4, dtype=torch.float32)), ("none", nn.Identity())):
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        compiled = torch.compile(_ResidualUnit(se))
+        compiled(x).sum().backward()  # compile the training graphs first
+        storages = set()
+
+        def pack(t: torch.Tensor, storages: set = storages) -> torch.Tensor:
+            if t.shape == x.shape:
+                storages.add(t.untyped_storage().data_ptr())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            compiled(x)
+        counts[name] = len(storages)
+    torch._dynamo.reset()
+    assert counts["none"] > 0
+    assert counts["scse"] <= counts["none"], counts
+
+
 def test_ddp_gradients_equal_single_process(tmp_path) -> None:
     """DistributedDataParallel (gloo, one process, a file store: no network) gives the module's gradients."""
     assert not dist.is_initialized()

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.func import grad, jacrev, vmap
 
-from scse_monai.networks.blocks.fused_scse import SCSEMaxFunction, scse_max, scse_max_abs, scse_max_reference
+from scse_monai.networks.blocks.fused_scse import (
+    SCSEMaxFunction,
+    _spatial_squeeze_reduction,
+    scse_max,
+    scse_max_abs,
+    scse_max_reference,
+    spatial_squeeze,
+)
 
 SHAPES = [(2, 4, 7), (2, 4, 5, 6), (1, 3, 4, 4, 3)]
 
@@ -154,6 +162,17 @@ def test_compiled_formulation_equals_the_plain_formula(case) -> None:
     saturated gates (torch.maximum's tie rule) and for negative x."""
     inputs = _inputs((2, 4, 5, 6), case)
     _assert_same_grads(scse_max_abs, scse_max_reference, inputs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_compiled_squeeze_is_the_1x1_convolution(shape, with_bias) -> None:
+    """What torch.compile sees of the sSE squeeze (a reduction over channels) is the 1 x 1 convolution's value."""
+    x, _, w, b = (t.detach() for t in _inputs(shape))
+    b = b if with_bias else None
+    conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[len(shape)]
+    torch.testing.assert_close(_spatial_squeeze_reduction(x, w, b), conv(x, w, b), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(spatial_squeeze(x, w, b), conv(x, w, b), rtol=1e-12, atol=1e-12)
 
 
 def test_nan_and_inf_inputs_follow_torch_maximums_rule() -> None:
