@@ -83,3 +83,24 @@ def test_se_profile_quick(tmp_path):
         # an op only SEUNet runs (the gates' sigmoid) is profiled for SEUNet and absent from UNet's profile
         assert r["per_name_ms"]["seunet"].get("aten::sigmoid", 0.0) > 0.0
         assert "aten::sigmoid" not in r["per_name_ms"]["unet"]
+
+
+def test_performance_page_quotes_the_shipped_full_run() -> None:
+    """docs/performance.md's results table is ``--table`` of the JSON shipped beside it, and that run was a full one
+    (the bundle's batch and image size, compiled variants included) with the six ratio keys."""
+    docs = BENCHMARKS.parent / "docs"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "se_overhead.py"), "--table", str(docs / "se_overhead_full.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    table = proc.stdout.strip()
+    assert table.count("\n") > 5
+    assert table in (docs / "performance.md").read_text()
+    result = json.loads((docs / "se_overhead_full.json").read_text())
+    assert result["mode"] == "full" and result["compiled"]
+    assert result["input_shape"][0] == 16 and result["input_shape"][2:] == [256, 256]
+    for prefix in ("", "compiled_"):
+        _assert_finite(result, [f"{prefix}train_step_ratio", f"{prefix}peak_memory_ratio", f"{prefix}inference_ratio"])
