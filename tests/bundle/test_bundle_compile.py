@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch._functorch.config as functorch_config
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
@@ -38,6 +39,8 @@ def _losses(phantom_data: Path, root: Path, compile_: bool) -> list[float]:
     losses: list[float] = []
     trainer = workflow.parser.get_parsed_content("train#trainer")
     assert trainer.compile is compile_
+    # compiled backward graphs run without autocast, as eager backward does (scse_monai.utils.compile)
+    assert (functorch_config.backward_pass_autocast == "off") is compile_
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output[0]["loss"])))
     workflow.run()
     workflow.finalize()
@@ -47,11 +50,13 @@ def _losses(phantom_data: Path, root: Path, compile_: bool) -> list[float]:
 @pytest.mark.slow
 def test_compiled_training_follows_eager_loss_curve(phantom_data: Path, tmp_path: Path) -> None:
     torch._dynamo.reset()
-    try:
-        eager = _losses(phantom_data, tmp_path / "eager", False)
-        compiled = _losses(phantom_data, tmp_path / "compiled", True)
-    finally:
-        torch._dynamo.reset()
+    # the bundle sets a process-wide torch setting when compiling; the patch restores it afterwards
+    with functorch_config.patch(backward_pass_autocast="same_as_forward"):
+        try:
+            eager = _losses(phantom_data, tmp_path / "eager", False)
+            compiled = _losses(phantom_data, tmp_path / "compiled", True)
+        finally:
+            torch._dynamo.reset()
     assert len(eager) >= 2 and len(compiled) == len(eager)
     # the same seed and data: inductor only reorders float arithmetic
     torch.testing.assert_close(torch.tensor(compiled[:3]), torch.tensor(eager[:3]), rtol=1e-3, atol=1e-4)
