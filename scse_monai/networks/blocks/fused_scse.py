@@ -158,7 +158,7 @@ class SCSEMaxFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return scse_max_formula(x, g_c, weight, bias)
+        return _scse_max_values(x, g_c, weight, bias)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:  # noqa: D102
@@ -171,10 +171,15 @@ class SCSEMaxFunction(torch.autograd.Function):
             dtype = gate_dtype(g_c, weight)
             xd, gcd, wd = x.to(dtype), g_c.to(dtype), weight.to(dtype)
             g_s = torch.sigmoid(spatial_squeeze(xd, wd, bias.to(dtype)))
-            grad_p, grad_q = _maximum_grads(xd * gcd, xd * g_s, grad.to(dtype))
-            grad_g_s = (grad_q * xd).sum(dim=1, keepdim=True)
+            gd = grad.to(dtype)
+            grads = _branch_grads_in_place(xd, gcd, g_s, gd, g_c) if _in_place_ok(x) else None
+            if grads is None:  # the general path: out-of-place, any device, NaN included
+                grad_p, grad_q = _maximum_grads(xd * gcd, xd * g_s, gd)
+                grad_g_s = (grad_q * xd).sum(dim=1, keepdim=True)
+                grad_g_c = _gate_grad(grad_p, xd, g_c)
+            else:
+                grad_p, grad_q, grad_g_s, grad_g_c = grads
             grad_pre = grad_g_s * g_s * (1 - g_s)  # through the sigmoid, (B, 1, *S)
-            grad_g_c = _gate_grad(grad_p, xd, g_c)
             # the squeeze's weight gradient, sum over batch and space of x * dL/dq, as one batched product
             b, c = x.shape[0], x.shape[1]
             grad_w = torch.bmm(grad_pre.reshape(b, 1, -1), xd.reshape(b, c, -1).transpose(1, 2)).sum(0)
@@ -185,6 +190,41 @@ class SCSEMaxFunction(torch.autograd.Function):
             else:  # reuse the buffers: this runs at the training step's memory peak
                 grad_x = grad_p.mul_(gcd).addcmul_(grad_q, g_s).addcmul_(grad_pre, w_b)
         return grad_x.to(x.dtype), grad_g_c, grad_w.to(weight.dtype), grad_pre.sum().reshape(bias.shape).to(bias.dtype)
+
+
+def _in_place_ok(x: torch.Tensor) -> bool:
+    """Whether backward may take :func:`_branch_grads_in_place`: on CPU, no double backward, no ``torch.func``."""
+    return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch._C._are_functorch_transforms_active()
+
+
+def _branch_grads_in_place(
+    x: torch.Tensor, g_c: torch.Tensor, g_s: torch.Tensor, grad: torch.Tensor, gate: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``torch.maximum``'s gradients for ``p = x g_c``, ``q = x g_s`` and the two gate sums, in three full-size buffers.
+
+    The general path (:func:`_maximum_grads`) builds three masks, a ``where``, a copy and two masked fills, each a
+    fresh full-size tensor; on CPU every fresh tensor pays its page faults again (``docs/performance.md``), which made
+    that path most of scSE's eager backward. Here ``s = sign(p - q)`` selects exactly: for finite products ``p - q``
+    is 0 only where ``p == q`` (IEEE subtraction with gradual underflow), so ``grad_p = grad / 2 (1 + s)`` and
+    ``grad_q = grad / 2 (1 - s)`` are ``grad``, ``grad / 2`` or 0 as maximum's rule says. Where that fails (a NaN
+    product, ``inf - inf``, a non-finite ``grad`` times 0) the result holds a NaN, every NaN reaches one of the two
+    gate sums, and ``None`` is returned, so that the caller takes the general path, which follows maximum's rule for
+    NaN too.
+
+    Returns:
+        ``(grad_p, grad_q, dL/dg_s summed over channels, dL/dg_c)``, or ``None``.
+    """
+    a = x * g_c
+    b = x * g_s
+    a.sub_(b).sign_()  # s = sign(p - q)
+    torch.mul(grad, 0.5, out=b)
+    grad_p = torch.addcmul(b, b, a)  # grad / 2 * (1 + s)
+    grad_q = b.addcmul_(b, a, value=-1.0)  # grad / 2 * (1 - s), in place
+    grad_g_s = torch.mul(grad_q, x, out=a).sum(dim=1, keepdim=True)
+    grad_g_c = _gate_grad(grad_p, x, gate)
+    if bool(torch.isnan(grad_g_s).any()) or bool(torch.isnan(grad_g_c).any()):
+        return None
+    return grad_p, grad_q, grad_g_s, grad_g_c
 
 
 def _maximum_grads(p: torch.Tensor, q: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,10 +253,18 @@ def _scse_max_eager(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bi
         return scse_max_formula(x, g_c, weight, bias)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, g_c, weight, bias)):
         return SCSEMaxFunction.apply(x, g_c, weight, bias)
-    if torch._C._are_functorch_transforms_active():  # vmap/grad wrappers: out= ops have no batching rule
+    return _scse_max_values(x, g_c, weight, bias)  # no autograd: no function state at all
+
+
+def _scse_max_values(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The max-out's values, computed without autograd (inference, and :class:`SCSEMaxFunction`'s forward).
+
+    A blocked max-out writes into the output and bounds the temporaries to one block; its products promote x and g_c
+    to the gates' dtype exactly as :func:`scse_max_formula`'s casts do, so the values are bitwise the formula's.
+    Under ``torch.func`` transforms it is the formula itself (``out=`` ops have no batching rule).
+    """
+    if torch._C._are_functorch_transforms_active():
         return scse_max_formula(x, g_c, weight, bias)
-    # no autograd: no function state at all; a blocked max-out bounds the temporaries to one block (its products
-    # promote x and g_c to the gates' dtype exactly as scse_max_formula's casts do)
     with torch.autocast(x.device.type, enabled=False):
         g_s = spatial_gate(x, weight, bias, gate_dtype(g_c, weight))
         return maxout_blocked(x, g_c, g_s).to(x.dtype)

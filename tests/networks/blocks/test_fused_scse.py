@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, jacrev, vmap
 
+from scse_monai.networks.blocks import fused_scse
 from scse_monai.networks.blocks.fused_scse import (
     SCSEMaxFunction,
     _spatial_squeeze_reduction,
@@ -173,6 +174,34 @@ def test_compiled_squeeze_is_the_1x1_convolution(shape, with_bias) -> None:
     conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[len(shape)]
     torch.testing.assert_close(_spatial_squeeze_reduction(x, w, b), conv(x, w, b), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(spatial_squeeze(x, w, b), conv(x, w, b), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_upstream_gradients_follow_torch_maximums_rule(value) -> None:
+    """A NaN or infinite upstream gradient where maximum zeroes it (the other product is larger) gives 0 there, as
+    the plain formula does, not NaN (inf * 0)."""
+    inputs = _inputs((2, 3, 4, 4))
+    up = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    up.view(-1)[::5] = value
+    out, ref = scse_max(*inputs), scse_max_reference(*inputs)
+    ga = torch.autograd.grad(out, inputs, up)
+    gb = torch.autograd.grad(ref, inputs, up)
+    for name, a, b in zip(("x", "g_c", "weight", "bias"), ga, gb, strict=True):
+        torch.testing.assert_close(a, b, equal_nan=True, msg=lambda m, n=name: f"gradient of {n}: {m}")
+
+
+def test_cpu_backward_takes_the_in_place_path_unless_a_nan_appears(monkeypatch) -> None:
+    """The regime tests above exercise the in-place CPU path: the general path runs only when a NaN shows up."""
+    general = []
+    original = fused_scse._maximum_grads
+    monkeypatch.setattr(fused_scse, "_maximum_grads", lambda *a: general.append(1) or original(*a))
+    inputs = _inputs((2, 3, 4, 4), "x_zero")
+    torch.autograd.grad(scse_max(*inputs), inputs, torch.randn(2, 3, 4, 4, dtype=torch.float64))
+    assert general == []
+    up = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    up[0, 0, 0, 0] = float("nan")
+    torch.autograd.grad(scse_max(*inputs), inputs, up)
+    assert general == [1]
 
 
 def test_nan_and_inf_inputs_follow_torch_maximums_rule() -> None:
