@@ -35,11 +35,12 @@ from _common import build_network, bundle_network_kwargs, machine_info, write_js
 EAGER_PASSES = {
     # mean over space (1), squeeze C->1 as a batched product (1), x * g_c (2), x * g_s (2), maximum (3)
     "forward": 9.0,
-    # squeeze recompute (1), p and q (2 + 2), p == q (2.25), where -> share (1.25), two masks with p < q / p > q
-    # (2 x 2.25), two masked_fill (2 x 2.25), two grad * share (2 x 3), grad_q * x + channel sum (3 + 1),
-    # grad_p * g_c (2), grad_q * g_s (2), add (3), grad_pre * w (2), add (3), the squeeze's weight gradient as a
-    # batched product reading x (1), the channel gate's gradient as a batched dot reading grad_p and x (2)
-    "backward": 42.5,
+    # on CPU (SCSEMaxFunction's in-place path): squeeze recompute (1), p and q (2 + 2), p -= q (3), sign (2),
+    # grad / 2 into q's buffer (2), grad_p = h + h s (3), grad_q = h - h s in place (3), grad_q * x into p's buffer
+    # (3) and its channel sum (1), the channel gate's gradient as a batched dot reading grad_p and x (2), the
+    # squeeze's weight gradient as a batched product reading x (1), grad_x = grad_p * g_c (2) + grad_q * g_s (3)
+    # + grad_pre * w (2), all in place
+    "backward": 32.0,
 }
 FUSED_PASSES = {"forward": 3.0, "backward": 5.0}
 FULL = {"size": 256, "batch": 16}

@@ -12,9 +12,10 @@ It is correct by construction where it matters for a drop-in block:
 - backward applies the chain rule of the plain formula literally, including ``torch.maximum``'s tie rule (equal
   products, e.g. ``x == 0`` or equal or saturated gates, give each side half; see ``derivatives.yaml``), so saturated
   gates and negative inputs get the same gradients as the plain formula;
-- backward is written with differentiable, out-of-place torch ops, so double backward works, and
-  ``generate_vmap_rule`` with a separate ``setup_context`` lets ``torch.func`` (``vmap``, ``jacrev``, ``grad``)
-  transform it;
+- under ``create_graph`` backward is written with differentiable, out-of-place torch ops, so double backward works,
+  and ``generate_vmap_rule`` with a separate ``setup_context`` lets ``torch.func`` (``vmap``, ``jacrev``, ``grad``)
+  transform it; a plain CPU backward computes the same gradients in place in three full-size buffers
+  (:func:`_branch_grads_in_place`), and falls back to the general path where a NaN appears;
 - under autocast the sSE squeeze and the sigmoid run in float32 (a known SE failure mode in half precision); the
   output keeps the input's (autocast) dtype.
 
