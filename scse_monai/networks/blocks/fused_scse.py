@@ -212,6 +212,13 @@ def _branch_grads_in_place(
     gate sums, and ``None`` is returned, so that the caller takes the general path, which follows maximum's rule for
     NaN too.
 
+    Args:
+        x: the layer's input, in the gates' dtype.
+        g_c: the channel gate, in that dtype.
+        g_s: the spatial gate.
+        grad: the upstream gradient, in that dtype.
+        gate: the channel gate as the layer got it; its shape and dtype are those of dL/dg_c.
+
     Returns:
         ``(grad_p, grad_q, dL/dg_s summed over channels, dL/dg_c)``, or ``None``.
     """

@@ -219,6 +219,7 @@ class ChannelSpatialSELayer(nn.Module):
             return scse_max(x, g_c, self.sse.conv.weight, bias)
         g_s = self.sse.gate(x)
         if self.aggregation == "max":
+            # reached by the plain formula, or by a bias-less sSE convolution (only a user's surgery removes it);
             # without grad, memory_efficient bounds the temporaries to one block (same values)
             out = maxout_recalibrate(x, g_c, g_s) if self.memory_efficient else torch.maximum(x * g_c, x * g_s)
         elif self.aggregation == "add":
