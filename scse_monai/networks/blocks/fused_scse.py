@@ -20,10 +20,12 @@ It is correct by construction where it matters for a drop-in block:
   output keeps the input's (autocast) dtype.
 
 TorchScript, tracing and ONNX export see the plain formula (an ``autograd.Function`` cannot be scripted or exported).
-``torch.compile`` sees :func:`scse_max_abs`, the same function written without comparisons, with the squeeze as a
-reduction over channels (which inductor fuses into its loops in the graph's own layout), in training inside a
-non-reentrant :func:`torch.utils.checkpoint.checkpoint` region: inductor's partitioner then keeps only the region's
-input x for backward and recomputes the rest, the block's output included (``docs/performance.md``).
+``torch.compile`` sees, for CPU float32 tensors where a C compiler built the fused kernel, its operators
+(:mod:`~scse_monai.networks.blocks.fused_cpu`), and otherwise :func:`scse_max_abs`, the same function written without
+comparisons, with the squeeze as a reduction over channels (which inductor fuses into its loops in the graph's own
+layout). In training either runs inside a non-reentrant :func:`torch.utils.checkpoint.checkpoint` region: inductor's
+partitioner then keeps only the region's input x for backward and recomputes the rest, the block's output included
+(``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import Any
 import torch
 import torch.utils.checkpoint
 
+from scse_monai.networks.blocks import fused_cpu
+from scse_monai.networks.blocks.fused_cpu import scse_max_cpu
 from scse_monai.networks.blocks.maxout import maxout_blocked
 
 __all__ = [
@@ -254,9 +258,12 @@ def _maximum_grads(p: torch.Tensor, q: torch.Tensor, grad: torch.Tensor) -> tupl
 @torch.jit.unused
 def _scse_max_eager(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     if torch.compiler.is_compiling():
+        # torch.export (and the ONNX exporter on it) traces here too: an exported program keeps plain ops
+        kernel = not torch.compiler.is_exporting() and fused_cpu.usable(x, g_c, weight, bias)
+        fn = scse_max_cpu if kernel else scse_max_abs
         if torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(scse_max_abs, x, g_c, weight, bias, use_reentrant=False)
-        return scse_max_abs(x, g_c, weight, bias)
+            return torch.utils.checkpoint.checkpoint(fn, x, g_c, weight, bias, use_reentrant=False)
+        return fn(x, g_c, weight, bias)
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return scse_max_formula(x, g_c, weight, bias)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, g_c, weight, bias)):

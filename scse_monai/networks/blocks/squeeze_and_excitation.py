@@ -132,9 +132,10 @@ class ChannelSpatialSELayer(nn.Module):
             convolution keeps anyway) and the small gates for backward, not the two full-size products; without grad,
             a blocked max-out with one block-sized temporary (:mod:`.maxout`). Same values and gradients as the plain
             formula, in-place ops after the block, double backward and ``torch.func`` included
-            (``tests/networks/blocks/test_drop_in.py``). Under ``torch.compile``, one formula inductor fuses, which
-            keeps only the input for backward (:mod:`~scse_monai.networks.blocks.fused_scse`). ``False``: the plain
-            formula. Defaults to True.
+            (``tests/networks/blocks/test_drop_in.py``). Under ``torch.compile``, a fused C kernel on CPU in float32
+            (:mod:`~scse_monai.networks.blocks.fused_cpu`, built on first use where a C compiler exists), else one
+            formula inductor fuses; both keep only the input for backward
+            (:mod:`~scse_monai.networks.blocks.fused_scse`). ``False``: the plain formula. Defaults to True.
 
     Under autocast the cSE squeeze and MLP, the sSE squeeze and both sigmoids run in float32 (half-precision gates
     saturate); the output has the input's dtype.
@@ -188,17 +189,18 @@ class ChannelSpatialSELayer(nn.Module):
         if not torch.jit.is_scripting():
             if torch.is_autocast_enabled(x.device.type):
                 return self._channel_gate_float32(x)
-        b, c = x.shape[0], x.shape[1]
-        # the mean over space is the ChannelSELayer's AdaptiveAvgPool(1), but its backward keeps no copy of x
-        z = x.reshape(b, c, -1).mean(dim=2)
-        shape = [b, c] + [1] * (x.ndim - 2)
+        # the mean over space is the ChannelSELayer's AdaptiveAvgPool(1), but its backward keeps no copy of x; over
+        # the spatial dims, not a (B, C, -1) reshape, which copies a channels-last x (and under torch.compile made
+        # inductor write x in NCHW beside the channels-last layout the convolutions use)
+        z = x.mean(dim=[d for d in range(2, x.ndim)])
+        shape = [x.shape[0], x.shape[1]] + [1] * (x.ndim - 2)
         return self.cse.fc(z).view(shape)
 
     @torch.jit.unused
     def _channel_gate_float32(self, x: torch.Tensor) -> torch.Tensor:
         weight = next(self.cse.fc.parameters())
         with torch.autocast(x.device.type, enabled=False):
-            z = x.reshape(x.shape[0], x.shape[1], -1).mean(dim=2, dtype=gate_dtype(weight, weight))
+            z = x.mean(dim=[d for d in range(2, x.ndim)], dtype=gate_dtype(weight, weight))
             return self.cse.fc(z.to(weight.dtype)).view(*x.shape[:2], *[1] * (x.ndim - 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -215,7 +217,7 @@ class ChannelSpatialSELayer(nn.Module):
         bias = self.sse.conv.bias
         if self.aggregation == "max" and self.memory_efficient and bias is not None:
             # training: the sSE squeeze and the max-out in one step that keeps no full-size product for backward;
-            # inference: a blocked max-out; torch.compile: one formula for both (scse_max_abs)
+            # inference: a blocked max-out; torch.compile: the fused CPU kernel or one formula (scse_max_abs)
             return scse_max(x, g_c, self.sse.conv.weight, bias)
         g_s = self.sse.gate(x)
         if self.aggregation == "max":

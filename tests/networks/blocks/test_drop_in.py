@@ -11,8 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from torch._inductor.utils import run_and_get_code
 
-from scse_monai.networks.blocks import ChannelSpatialSELayer, SpatialSELayer
+from scse_monai.networks.blocks import ChannelSpatialSELayer, SpatialSELayer, cpu_kernel, fused_cpu
 from scse_monai.networks.layers import get_se_layer
 
 SPECS = {
@@ -190,7 +191,23 @@ def test_onnx_export_equals_eager(name, tmp_path) -> None:
         torch.testing.assert_close(torch.from_numpy(out), layer(x), rtol=1e-5, atol=1e-6)
 
 
-def test_torch_compile_one_graph_and_eager_gradients() -> None:
+@pytest.fixture(params=["fused_cpu_kernel", "generated_code"])
+def compiled_path(request, monkeypatch) -> str:
+    """The two paths torch.compile takes on CPU: the fused kernel's operators, or inductor's code for the formula
+    (where no C compiler can build the kernel, and for other dtypes and devices)."""
+    if request.param == "generated_code":
+        monkeypatch.setattr(fused_cpu, "usable", lambda *args: False)
+    elif cpu_kernel.load() is None:
+        pytest.skip("no C compiler to build the fused CPU kernel")
+    return request.param
+
+
+def _assert_path(code: list[str], path: str) -> None:
+    called = any("torch.ops.scse_monai.scse_max" in source for source in code)
+    assert called == (path == "fused_cpu_kernel"), path
+
+
+def test_torch_compile_one_graph_and_eager_gradients(compiled_path) -> None:
     torch._dynamo.reset()
     layer = _layer("scse_max", 2, 4, dtype=torch.float32)
     model = InplaceAfter(layer, 2, 4)
@@ -198,11 +215,13 @@ def test_torch_compile_one_graph_and_eager_gradients() -> None:
     explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
     compiled = torch.compile(model)
+    _, code = run_and_get_code(compiled, x)
+    _assert_path(code, compiled_path)
     _compare_modules(compiled, model, x, rtol=1e-5, atol=1e-5)
     torch._dynamo.reset()
 
 
-def test_torch_compile_inference_one_graph_and_eager_values() -> None:
+def test_torch_compile_inference_one_graph_and_eager_values(compiled_path) -> None:
     """Without grad, torch.compile sees the same formula as in training (one graph), with eager's values."""
     torch._dynamo.reset()
     layer = _layer("scse_max", 3, 4, dtype=torch.float32).eval()
@@ -210,7 +229,9 @@ def test_torch_compile_inference_one_graph_and_eager_values() -> None:
     with torch.no_grad():
         explanation = torch._dynamo.explain(layer)(x)
         assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
-        torch.testing.assert_close(torch.compile(layer)(x), layer(x), rtol=1e-5, atol=1e-6)
+        out, code = run_and_get_code(torch.compile(layer), x)
+        _assert_path(code, compiled_path)
+        torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-6)
     torch._dynamo.reset()
 
 
@@ -229,7 +250,7 @@ class _ResidualUnit(nn.Module):
         return self.out(self.se(self.act(self.norm(self.conv(x))) + self.residual(x)))
 
 
-def test_torch_compile_keeps_no_extra_activation_for_backward() -> None:
+def test_torch_compile_keeps_no_extra_activation_for_backward(compiled_path) -> None:
     """Compiled, the scSE layer costs no full-size tensor saved for backward over the same unit without it.
 
     Its formula runs in a non-reentrant checkpoint region, so inductor's partitioner keeps the region's input x
