@@ -44,6 +44,16 @@ def _kind(x: torch.Tensor) -> str:
     return "nchw" if found is None else found.kind
 
 
+def _library():
+    lib = cpu_kernel.load()
+    if lib is None:
+        raise RuntimeError(
+            "the fused scSE CPU kernel is not available (no C compiler built it, or "
+            f"{cpu_kernel.ENV_DISABLE}=0); use scse_monai.networks.blocks.fused_scse.scse_max instead."
+        )
+    return lib
+
+
 def _check_out(out: torch.Tensor, x: torch.Tensor, kind: str) -> None:
     want = cpu_kernel.dense_like(x, kind)
     if out.shape != x.shape or out.stride() != want.stride() or out.dtype != x.dtype:
@@ -61,7 +71,7 @@ def _scse_max_out(
     _check_out(out, x, kind)
     args, keep = _call_args(x, g_c, weight, bias, kind)
     c, pixels = x.shape[1], math.prod(x.shape[2:])
-    fn = cpu_kernel.load().scse_fwd_nhwc if kind == "nhwc" else cpu_kernel.load().scse_fwd_nchw
+    fn = getattr(_library(), f"scse_fwd_{kind}")
     fn(*args, out.data_ptr(), x.shape[0], c, pixels, cpu_kernel.chunk(kind, c, pixels), torch.get_num_threads())
     del keep
 
@@ -90,7 +100,7 @@ def _scse_max_backward_out(
         raise ValueError(f"the partial sums must be ({items}, {c}), ({items}, {c}) and ({items},).")
     args, keep = _call_args(x, g_c, weight, bias, kind)
     gd, lay = cpu_kernel.as_layout(grad, kind)
-    fn = cpu_kernel.load().scse_bwd_nhwc if kind == "nhwc" else cpu_kernel.load().scse_bwd_nchw
+    fn = getattr(_library(), f"scse_bwd_{kind}")
     fn(
         *args,
         gd.data_ptr(),

@@ -79,3 +79,13 @@ def test_dense_like_and_as_layout(shape, kind) -> None:
     assert found.kind == kind and torch.equal(copy, x)
     same, _ = cpu_kernel.as_layout(copy, kind)
     assert same is copy  # already readable: no copy
+
+
+def test_operator_without_the_kernel_is_a_clear_error(fresh_load, monkeypatch) -> None:
+    from scse_monai.networks.blocks import fused_cpu
+
+    monkeypatch.setenv(cpu_kernel.ENV_DISABLE, "0")
+    x = torch.randn(1, 2, 3, 4)
+    assert not fused_cpu.usable(x, torch.rand(1, 2, 1, 1), torch.randn(1, 2, 1, 1), torch.randn(1))
+    with pytest.raises(RuntimeError, match="fused scSE CPU kernel is not available"):
+        torch.ops.scse_monai.scse_max_out(x, torch.rand(1, 2, 1, 1), torch.randn(1, 2, 1, 1), torch.randn(1), x.clone())

@@ -28,6 +28,27 @@ static inline float sigm(float q) { return 1.0f / (1.0f + expf(-q)); }
 
 static inline float maxnan(float a, float b) { return (a > b || a != a) ? a : b; }
 
+/* nchw: the spatial gates sigmoid(sum_c w_c x_c + bias) of pixels s0 .. s0 + n of sample x0 (= x + b * xb) */
+static inline void gates_nchw(const float *x0, int64_t xc, const float *w, float bias, int64_t C, int64_t s0,
+                              int64_t n, float *gs) {
+    for (int64_t i = 0; i < n; ++i) gs[i] = bias;
+    for (int64_t c = 0; c < C; ++c) {
+        const float *xp = x0 + c * xc + s0;
+        float wc = w[c];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) gs[i] += wc * xp[i];
+    }
+    for (int64_t i = 0; i < n; ++i) gs[i] = sigm(gs[i]);
+}
+
+/* nhwc: the spatial gate of one pixel, whose C channels start at xp */
+static inline float gate_nhwc(const float *xp, const float *w, float bias, int64_t C) {
+    float q = bias;
+#pragma omp simd reduction(+ : q)
+    for (int64_t c = 0; c < C; ++c) q += w[c] * xp[c];
+    return sigm(q);
+}
+
 /* ---- nchw: the squeeze and the gates of a chunk of pixels in a stack buffer, x read channel by channel ---- */
 void scse_fwd_nchw(const float *x, int64_t xb, int64_t xc, const float *gc, const float *w, const float *bias_, float *out,
                    int64_t B, int64_t C, int64_t S, int64_t chunk, int nthreads) {
@@ -38,14 +59,7 @@ void scse_fwd_nchw(const float *x, int64_t xb, int64_t xc, const float *gc, cons
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < B * nch; ++it) {
             int64_t b = it / nch, s0 = (it % nch) * chunk, n = S - s0 < chunk ? S - s0 : chunk;
-            for (int64_t i = 0; i < n; ++i) gs[i] = *bias_;
-            for (int64_t c = 0; c < C; ++c) {
-                const float *xp = x + b * xb + c * xc + s0;
-                float wc = w[c];
-#pragma omp simd
-                for (int64_t i = 0; i < n; ++i) gs[i] += wc * xp[i];
-            }
-            for (int64_t i = 0; i < n; ++i) gs[i] = sigm(gs[i]);
+            gates_nchw(x + b * xb, xc, w, *bias_, C, s0, n, gs);
             for (int64_t c = 0; c < C; ++c) {
                 const float *xp = x + b * xb + c * xc + s0;
                 float *op = out + (b * C + c) * S + s0;
@@ -67,14 +81,8 @@ void scse_bwd_nchw(const float *x, int64_t xb, int64_t xc, const float *gc, cons
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < B * nch; ++it) {
             int64_t b = it / nch, s0 = (it % nch) * chunk, n = S - s0 < chunk ? S - s0 : chunk;
-            for (int64_t i = 0; i < n; ++i) { gs[i] = *bias_; gpre[i] = 0.0f; }
-            for (int64_t c = 0; c < C; ++c) {
-                const float *xp = x + b * xb + c * xc + s0;
-                float wc = w[c];
-#pragma omp simd
-                for (int64_t i = 0; i < n; ++i) gs[i] += wc * xp[i];
-            }
-            for (int64_t i = 0; i < n; ++i) gs[i] = sigm(gs[i]);
+            gates_nchw(x + b * xb, xc, w, *bias_, C, s0, n, gs);
+            for (int64_t i = 0; i < n; ++i) gpre[i] = 0.0f;
             for (int64_t c = 0; c < C; ++c) {  /* dL/dg_s (into gpre) and the chunk's part of dL/dg_c */
                 const float *xp = x + b * xb + c * xc + s0, *gp_ = grad + b * db + c * dc + s0;
                 float g = gc[b * C + c], acc = 0.0f;
@@ -118,10 +126,7 @@ void scse_fwd_nhwc(const float *x, int64_t xb, int64_t xp_, const float *gc, con
         for (int64_t s = s0; s < s1; ++s) {
             const float *xp = x + b * xb + s * xp_;
             float *op = out + (b * S + s) * C;
-            float q = *bias_;
-#pragma omp simd reduction(+ : q)
-            for (int64_t c = 0; c < C; ++c) q += w[c] * xp[c];
-            float gs = sigm(q);
+            float gs = gate_nhwc(xp, w, *bias_, C);
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) op[c] = maxnan(xp[c] * g[c], xp[c] * gs);
         }
@@ -141,10 +146,7 @@ void scse_bwd_nhwc(const float *x, int64_t xb, int64_t xp_, const float *gc, con
         for (int64_t s = s0; s < s1; ++s) {
             const float *xp = x + b * xb + s * xp_, *gp_ = grad + b * db + s * dp;
             float *gxp = gx + (b * S + s) * C;
-            float q = *bias_, dgs = 0.0f;
-#pragma omp simd reduction(+ : q)
-            for (int64_t c = 0; c < C; ++c) q += w[c] * xp[c];
-            float gs = sigm(q);
+            float gs = gate_nhwc(xp, w, *bias_, C), dgs = 0.0f;
 #pragma omp simd reduction(+ : dgs)
             for (int64_t c = 0; c < C; ++c) {
                 float v = xp[c], a = v * g[c], qq = v * gs;
