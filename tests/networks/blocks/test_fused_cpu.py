@@ -162,3 +162,26 @@ def test_uses_torchs_thread_count() -> None:
         torch.set_num_threads(threads)
     with torch.no_grad():
         torch.testing.assert_close(scse_max_cpu(x, g_c, weight, bias), single, rtol=0, atol=0)
+
+
+def test_compiled_with_dynamic_shapes_equals_eager() -> None:
+    """Under ``torch.compile(dynamic=True)`` (batch and image sizes change, e.g. a last partial batch) the operators'
+    fake functions and partial-sum counts work on symbolic sizes: eager's values and gradients for every shape."""
+    from scse_monai.networks.layers import get_se_layer
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    conv_in, conv_out = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 2, 1)
+    model = torch.nn.Sequential(conv_in, get_se_layer("scse", 2, 8), conv_out)
+    compiled = torch.compile(model, dynamic=True)
+    try:
+        for shape in [(2, 3, 12, 10), (3, 3, 9, 16)]:
+            x = torch.randn(shape)
+            out, expected = compiled(x), model(x)
+            torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+            grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+            want = torch.autograd.grad(expected.square().sum(), list(model.parameters()))
+            for g, w in zip(grads, want, strict=True):
+                torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+    finally:
+        torch._dynamo.reset()
