@@ -31,6 +31,9 @@ __all__ = ["scse_max_cpu", "usable"]
 
 
 def _call_args(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, kind: str):
+    for name, t in (("x", x), ("g_c", g_c), ("weight", weight), ("bias", bias)):
+        if t.dtype != torch.float32 or t.device.type != "cpu":
+            raise ValueError(f"the fused scSE CPU kernel takes float32 CPU tensors, got {name} {t.dtype} on {t.device}")
     xd, lay = cpu_kernel.as_layout(x, kind)
     b, c = x.shape[0], x.shape[1]
     gc = g_c.expand(b, c, *g_c.shape[2:]).reshape(b, c).contiguous()

@@ -137,6 +137,12 @@ def test_out_buffer_in_the_wrong_layout_is_a_clear_error() -> None:
         torch.ops.scse_monai.scse_max_out(x.contiguous(memory_format=torch.channels_last), g_c, weight, bias, x.clone())
 
 
+def test_other_dtypes_are_a_clear_error() -> None:
+    x, g_c, weight, bias = inputs((2, 6, 5, 7), "normal")
+    with pytest.raises(ValueError, match="takes float32 CPU tensors, got x torch.float64"):
+        torch.ops.scse_monai.scse_max_out(x.double(), g_c, weight, bias, x.double())
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [({}, True), ({"dtype": torch.float64}, False), ({"bias": None}, False), ({"ndim": 2}, False)],
