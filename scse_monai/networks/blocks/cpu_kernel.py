@@ -38,6 +38,8 @@ __all__ = [
     "cache_dir",
     "chunk",
     "dense_like",
+    "dense_strides",
+    "kind_of",
     "layout",
     "load",
     "work_items",
@@ -167,18 +169,25 @@ def layout(t: torch.Tensor) -> Layout | None:
     return None
 
 
-def dense_like(x: torch.Tensor, kind: str | None = None) -> torch.Tensor:
-    """An uninitialised tensor of ``x``'s shape, dense in ``kind`` (default: ``x``'s own kind, else ``"nchw"``)."""
-    if kind is None:
-        found = layout(x)
-        kind = "nchw" if found is None else found.kind
-    if kind == "nchw":
-        return torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    strides, step = [0] * x.ndim, x.shape[1]
-    for i in range(x.ndim - 1, 1, -1):
+def kind_of(t: torch.Tensor) -> str:
+    """The layout kind the kernel works in for ``t``: its own (:func:`layout`), else ``"nchw"`` (after a copy)."""
+    found = layout(t)
+    return "nchw" if found is None else found.kind
+
+
+def dense_strides(shape: torch.Size | tuple[int, ...], kind: str) -> tuple[int, ...]:
+    """The strides of a dense tensor of ``shape`` in ``kind`` (``"nchw"``: contiguous; ``"nhwc"``: channels-last)."""
+    strides, step = [0] * len(shape), 1
+    order = range(len(shape) - 1, -1, -1) if kind == "nchw" else [1, *range(len(shape) - 1, 1, -1), 0]
+    for i in order:
         strides[i] = step
-        step *= x.shape[i]
-    strides[1], strides[0] = 1, step
+        step *= shape[i]
+    return tuple(strides)
+
+
+def dense_like(x: torch.Tensor, kind: str | None = None) -> torch.Tensor:
+    """An uninitialised tensor of ``x``'s shape, dense in ``kind`` (default: :func:`kind_of` ``x``)."""
+    strides = dense_strides(x.shape, kind_of(x) if kind is None else kind)
     return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device)
 
 

@@ -42,11 +42,6 @@ def _call_args(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: t
     return args, (xd, gc, w, bias)  # the second keeps the copies alive during the call
 
 
-def _kind(x: torch.Tensor) -> str:
-    found = cpu_kernel.layout(x)
-    return "nchw" if found is None else found.kind
-
-
 def _library():
     lib = cpu_kernel.load()
     if lib is None:
@@ -58,10 +53,10 @@ def _library():
 
 
 def _check_out(out: torch.Tensor, x: torch.Tensor, kind: str) -> None:
-    want = cpu_kernel.dense_like(x, kind)
-    if out.shape != x.shape or out.stride() != want.stride() or out.dtype != x.dtype:
+    want = cpu_kernel.dense_strides(x.shape, kind)
+    if out.shape != x.shape or out.stride() != want or out.dtype != x.dtype:
         raise ValueError(
-            f"out must be dense in x's layout ({kind}, shape {tuple(x.shape)}, strides {want.stride()}), got shape "
+            f"out must be dense in x's layout ({kind}, shape {tuple(x.shape)}, strides {want}), got shape "
             f"{tuple(out.shape)}, strides {out.stride()}, dtype {out.dtype}."
         )
 
@@ -70,7 +65,7 @@ def _check_out(out: torch.Tensor, x: torch.Tensor, kind: str) -> None:
 def _scse_max_out(
     x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, out: torch.Tensor
 ) -> None:
-    kind = _kind(x)
+    kind = cpu_kernel.kind_of(x)
     _check_out(out, x, kind)
     args, keep = _call_args(x, g_c, weight, bias, kind)
     c, pixels = x.shape[1], math.prod(x.shape[2:])
@@ -95,7 +90,7 @@ def _scse_max_backward_out(
     grad_w: torch.Tensor,
     grad_bias: torch.Tensor,
 ) -> None:
-    kind = _kind(x)
+    kind = cpu_kernel.kind_of(x)
     _check_out(grad_x, x, kind)
     items = cpu_kernel.work_items(x, kind)
     c, pixels = x.shape[1], math.prod(x.shape[2:])
@@ -158,14 +153,14 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
 
 @torch.library.custom_op("scse_monai::scse_max", mutates_args=(), device_types="cpu")
 def _scse_max(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    out = cpu_kernel.dense_like(x, _kind(x))
+    out = cpu_kernel.dense_like(x)
     _scse_max_out(x, g_c, weight, bias, out)
     return out
 
 
 @_scse_max.register_fake
 def _(x, g_c, weight, bias) -> torch.Tensor:  # noqa: ANN001
-    return cpu_kernel.dense_like(x, _kind(x))
+    return cpu_kernel.dense_like(x)
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -174,7 +169,7 @@ def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
 
 def _backward(ctx: Any, grad: torch.Tensor):
     x, g_c, weight, bias = ctx.saved_tensors
-    kind = _kind(x)
+    kind = cpu_kernel.kind_of(x)
     if kind == "nhwc":  # in a compiled graph: have the gradient's producer write it channels-last
         grad = _channels_last(grad)
     items, (b, c) = cpu_kernel.work_items(x, kind), x.shape[:2]
@@ -199,6 +194,6 @@ def scse_max_cpu(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias:
         x = _channels_last(x)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, g_c, weight, bias)):
         return torch.ops.scse_monai.scse_max(x, g_c, weight, bias)
-    out = cpu_kernel.dense_like(x, _kind(x))
+    out = cpu_kernel.dense_like(x)
     torch.ops.scse_monai.scse_max_out(x, g_c, weight, bias, out)
     return out

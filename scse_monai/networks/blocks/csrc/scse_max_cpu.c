@@ -28,6 +28,15 @@ static inline float sigm(float q) { return 1.0f / (1.0f + expf(-q)); }
 
 static inline float maxnan(float a, float b) { return (a > b || a != a) ? a : b; }
 
+/* A work item `it` of B * ceil(S / chunk): sample b, pixels s0 .. s0 + n (cpu_kernel.work_items counts them) */
+typedef struct { int64_t b, s0, n; } item_t;
+
+static inline item_t work_item(int64_t it, int64_t nch, int64_t chunk, int64_t S) {
+    item_t r = {it / nch, (it % nch) * chunk, 0};
+    r.n = S - r.s0 < chunk ? S - r.s0 : chunk;
+    return r;
+}
+
 /* nchw: the spatial gates sigmoid(sum_c w_c x_c + bias) of pixels s0 .. s0 + n of sample x0 (= x + b * xb) */
 static inline void gates_nchw(const float *x0, int64_t xc, const float *w, float bias, int64_t C, int64_t s0,
                               int64_t n, float *gs) {
@@ -58,7 +67,8 @@ void scse_fwd_nchw(const float *x, int64_t xb, int64_t xc, const float *gc, cons
         float gs[chunk];
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < B * nch; ++it) {
-            int64_t b = it / nch, s0 = (it % nch) * chunk, n = S - s0 < chunk ? S - s0 : chunk;
+            item_t w_ = work_item(it, nch, chunk, S);
+            int64_t b = w_.b, s0 = w_.s0, n = w_.n;
             gates_nchw(x + b * xb, xc, w, *bias_, C, s0, n, gs);
             for (int64_t c = 0; c < C; ++c) {
                 const float *xp = x + b * xb + c * xc + s0;
@@ -80,7 +90,8 @@ void scse_bwd_nchw(const float *x, int64_t xb, int64_t xc, const float *gc, cons
         float gs[chunk], gpre[chunk];
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < B * nch; ++it) {
-            int64_t b = it / nch, s0 = (it % nch) * chunk, n = S - s0 < chunk ? S - s0 : chunk;
+            item_t w_ = work_item(it, nch, chunk, S);
+            int64_t b = w_.b, s0 = w_.s0, n = w_.n;
             gates_nchw(x + b * xb, xc, w, *bias_, C, s0, n, gs);
             for (int64_t i = 0; i < n; ++i) gpre[i] = 0.0f;
             for (int64_t c = 0; c < C; ++c) {  /* dL/dg_s (into gpre) and the chunk's part of dL/dg_c */
@@ -121,7 +132,8 @@ void scse_fwd_nhwc(const float *x, int64_t xb, int64_t xp_, const float *gc, con
     int64_t nch = (S + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t it = 0; it < B * nch; ++it) {
-        int64_t b = it / nch, s0 = (it % nch) * chunk, s1 = S < s0 + chunk ? S : s0 + chunk;
+        item_t w_ = work_item(it, nch, chunk, S);
+        int64_t b = w_.b, s0 = w_.s0, s1 = w_.s0 + w_.n;
         const float *g = gc + b * C;
         for (int64_t s = s0; s < s1; ++s) {
             const float *xp = x + b * xb + s * xp_;
@@ -139,7 +151,8 @@ void scse_bwd_nhwc(const float *x, int64_t xb, int64_t xp_, const float *gc, con
     int64_t nch = (S + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t it = 0; it < B * nch; ++it) {
-        int64_t b = it / nch, s0 = (it % nch) * chunk, s1 = S < s0 + chunk ? S : s0 + chunk;
+        item_t w_ = work_item(it, nch, chunk, S);
+        int64_t b = w_.b, s0 = w_.s0, s1 = w_.s0 + w_.n;
         const float *g = gc + b * C;
         float *dgc = dgc_part + it * C, *dw = dw_part + it * C, accb = 0.0f;
         for (int64_t c = 0; c < C; ++c) { dgc[c] = 0.0f; dw[c] = 0.0f; }
