@@ -2,7 +2,7 @@
 
 The checks match those of the converter: every NIfTI file is read completely (declared size against the file first,
 so a short file cannot trigger a huge allocation; data type and channels checked); every DICOM folder goes through
-the converter's series validator (:func:`scse_monai.apps.chaos.io.read_dicom_series`: one series, one modality,
+the converter's series validator (:func:`scse_monai.data.dicom.read_dicom_series`: one series, one modality,
 consistent geometry, pixel data of the declared size); only regular files are read (a FIFO named ``x.dcm`` would
 block for ever); and two inputs that would write the same prediction file (``scan.nii`` and ``scan.nii.gz``) or an
 output folder inside an input are refused. Errors name the file.
@@ -38,7 +38,7 @@ def check_inference_input(path: str | os.PathLike) -> None:
     """
     path = Path(path)
     if path.is_dir():
-        from scse_monai.apps.chaos.io import read_dicom_series
+        from scse_monai.data.dicom import read_dicom_series
 
         read_dicom_series(path, with_pixels=False)
         return

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import nibabel as nib
 import numpy as np
 
-from scse_monai.apps.chaos.labels import NUM_CLASSES
+from scse_monai.data.labels import NUM_CLASSES
 from scse_monai.errors import InvalidInputError
 
 __all__ = ["inverse_frequency_weights"]
@@ -24,7 +24,8 @@ def inverse_frequency_weights(
 
     Args:
         datalist: entries with a label file path under ``label_key``.
-        num_classes: number of classes including background; defaults to the CHAOS label space's.
+        num_classes: number of classes including background; defaults to the label space's
+            (:data:`scse_monai.data.labels.NUM_CLASSES`).
         label_key: key of the label path.
         max_ratio: cap on largest / smallest weight.
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from monai.handlers import MeanDice
 
-from scse_monai.apps.chaos.labels import ORGANS
+from scse_monai.data.labels import ORGANS
 
 __all__ = ["channel_output_transform", "organ_dice_metrics"]
 
@@ -41,7 +41,8 @@ def organ_dice_metrics(
         pred_key: key of the one-hot prediction in each decollated output item.
         label_key: key of the one-hot reference.
         prefix: metric name prefix.
-        organs: label value -> organ name; defaults to the CHAOS label space (``labels.ORGANS``).
+        organs: label value -> organ name; defaults to the package's label space
+            (:data:`scse_monai.data.labels.ORGANS`).
     """
     organs = ORGANS if organs is None else organs
     return {

@@ -43,7 +43,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from scse_monai.apps.chaos.labels import ORGANS
+from scse_monai.data.labels import ORGANS
 from scse_monai.errors import InvalidInputError
 
 __all__ = [
@@ -115,7 +115,7 @@ def chaos_dicom_geometry(
 ) -> np.ndarray:
     """The organisers' voxel -> mm matrix for ``(column, row, slice)`` arrays, in DICOM LPS millimetres.
 
-    :func:`scse_monai.apps.chaos.io.dicom_affine` with ``convention="chaos"`` (the one DICOM geometry function; its
+    :func:`scse_monai.data.dicom.dicom_affine` with ``convention="chaos"`` (the one DICOM geometry function; its
     docstring explains the organisers' row/column transposition that this reproduces).
 
     Args:
@@ -125,7 +125,7 @@ def chaos_dicom_geometry(
         ipp_last: ImagePositionPatient of the last file in name order.
         n: number of DICOM files.
     """
-    from scse_monai.apps.chaos.io import dicom_affine
+    from scse_monai.data.dicom import dicom_affine
 
     return dicom_affine(iop, pixel_spacing, ipp_first, ipp_last, n, convention="chaos")
 

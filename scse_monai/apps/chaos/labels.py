@@ -1,10 +1,7 @@
-"""The CHAOS label space, and its encodings: Ground PNG values -> one label space for CT and MR, and back.
+"""The CHAOS encodings of the label space: Ground PNG values -> labels, for CT and MR, and labels -> submission PNGs.
 
-:data:`LABELS` is the package's single definition of the label space (all modalities): 0 background, 1 liver,
-2 right kidney, 3 left kidney, 4 spleen. Everything else derives from it: :data:`ORGANS`, :data:`NUM_CLASSES`, the
-converter's ``dataset.json``, the CHAOS metrics, the class weights, the figures and the bundle configs (through
-``$scse_monai.apps.chaos.labels.NUM_CLASSES``; ``metadata.json``'s ``channel_def``, which MONAI Label reads as data,
-is checked against it by a test).
+The label space itself (:data:`LABELS`, :data:`ORGANS`, :data:`NUM_CLASSES`) is defined once, in
+:mod:`scse_monai.data.labels`, and re-exported here.
 
 - CT Ground (liver only) is a 1-bit PNG; the organisers' notes say "any value greater than zero represents the liver".
 - MR Ground uses grey levels 63/126/189/252 with tolerance ranges from the organisers' ``NOTES_PLEASE_READ.txt``;
@@ -17,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scse_monai.data.labels import LABELS, NUM_CLASSES, ORGANS
 from scse_monai.errors import InvalidInputError
 
 __all__ = [
@@ -30,12 +28,6 @@ __all__ = [
     "labels_to_grey",
 ]
 
-#: The CHAOS label space: name -> label value, background first (MONAI Label's ``labels`` convention).
-LABELS: dict[str, int] = {"background": 0, "liver": 1, "right kidney": 2, "left kidney": 3, "spleen": 4}
-#: label value -> organ name, background excluded, in label order.
-ORGANS: dict[int, str] = {value: name for name, value in sorted(LABELS.items(), key=lambda kv: kv[1]) if value}
-#: number of classes including background (network output channels).
-NUM_CLASSES: int = len(LABELS)
 #: label -> grey level of the organisers' MR Ground and submission PNGs.
 GREY_LEVELS: dict[int, int] = {1: 63, 2: 126, 3: 189, 4: 252}
 # label -> (low, high): grey value v maps to the label when low < v <= high.
