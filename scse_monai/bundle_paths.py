@@ -73,16 +73,19 @@ def export_bundle(dest: str | os.PathLike) -> Path:
     """Write a ready-to-use copy of the bundle (``LICENSE``, ``configs/``, ``docs/``) to the new folder ``dest``.
 
     The copy is what ``python -m monai.bundle ... --bundle_root DEST`` and MONAI Label's ``<app>/model/<name>/``
-    expect; training then writes ``models/``, ``eval/`` and ``train_state/`` inside it. The files are staged in a
-    sibling folder and renamed into place, so ``dest`` is either absent or complete.
+    expect; training then writes ``models/``, ``eval/`` and ``train_state/`` inside it. ``dest`` must be new or
+    empty, outside the bundle it copies (:func:`scse_monai.utils.output_dir.check_output_dir`; a symlink to an empty
+    folder is followed). The files are staged in a sibling folder and renamed into place, so ``dest`` is either as
+    before or complete. The copy holds exactly the bundle's files (no output marker: the folder is never reused).
 
     Raises:
-        InvalidInputError: when ``dest`` exists and is not an empty folder (nothing is overwritten).
+        InvalidInputError: when ``dest`` exists and is not an empty folder, or is, lies inside or contains the bundle
+            (nothing is overwritten).
     """
-    dest = Path(dest).expanduser().absolute()
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise InvalidInputError("exists and is not an empty folder; choose a new folder for the bundle", dest)
+    from scse_monai.utils.output_dir import check_output_dir
+
     source = bundle_dir()
+    dest, _ = check_output_dir(dest, "bundle", {}, inputs={"bundle": source}, reuse=False)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from scse_monai.apps.chaos.labels import ORGANS
+from scse_monai.apps.design import check_ablation_design
 from scse_monai.apps.experiment import (
-    ablation_variants,
     case_groups,
     compare_to_baseline,
     evaluate_run,
@@ -45,9 +45,9 @@ from scse_monai.apps.experiment import (
 )
 from scse_monai.apps.report import comparison_table, fmt, markdown_table, write_report
 from scse_monai.apps.stats import mean_sd
-from scse_monai.errors import InvalidInputError
 from scse_monai.metrics.tables import results_to_json
 from scse_monai.utils.io import atomic_write_text
+from scse_monai.utils.output_dir import claim_output_dir
 
 __all__ = ["DEFAULT_VARIANTS", "BASELINE", "run_ablation", "ablation_rows", "ablation_markdown", "add_arguments",
            "run"]
@@ -153,30 +153,6 @@ def _rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _check_request(dataset_dir: Path, variants: Sequence[str], folds: Sequence[int] | None,
-                   seeds: Sequence[int]) -> tuple[list[int], list[int]]:
-    """(all folds of the datalist, the test folds asked for), after checking the request."""
-    from scse_monai.data import datalist_folds
-
-    unknown = [v for v in variants if v not in ablation_variants()]
-    if unknown or not variants:
-        raise InvalidInputError(f"variants {unknown or list(variants)}; expected some of {ablation_variants()}")
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise InvalidInputError(f"--seeds {list(seeds)}; expected one or more distinct seeds")
-    datalist = dataset_dir / "datalist.json"
-    if not datalist.is_file():
-        raise InvalidInputError("no datalist.json; expected the output folder of `scse-monai convert`", dataset_dir)
-    available = datalist_folds(datalist)
-    if len(available) < 3:
-        raise InvalidInputError(
-            f"the datalist has folds {available}; nested cross-validation needs three or more (training, validation, "
-            "test): convert with --folds 3 or more", dataset_dir)
-    chosen = list(available if folds is None else folds)
-    if not chosen or any(f not in available for f in chosen):
-        raise InvalidInputError(f"--folds {chosen}; the datalist has folds {available}", dataset_dir)
-    return available, chosen
-
-
 def run_ablation(
     dataset_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -201,9 +177,14 @@ def run_ablation(
             ``modalities`` is honoured in the case groups of ``results.json`` when given here (not in a file).
         progress: show progress bars.
 
+    The design is checked first (:func:`scse_monai.apps.design.check_ablation_design`: folds by patient, no
+    duplicate fold, variant or seed, seeds in range, override keys that the bundle has). ``out_dir`` must be new,
+    empty, or an earlier ablation's folder of the same data set, files and overrides (finished runs are reused):
+    :func:`~scse_monai.utils.output_dir.claim_output_dir`.
+
     Raises:
-        InvalidInputError: for an unknown variant, a fold not in the datalist, fewer than three folds, no seeds, or
-            a missing data set.
+        InvalidInputError: for a design that fails the checks, fewer than three folds, a missing data set, or an
+            unusable output folder.
     """
     from tqdm.auto import tqdm
 
@@ -211,11 +192,14 @@ def run_ablation(
     from scse_monai.data import next_fold
     from scse_monai.networks import count_parameters, count_se_parameters
 
-    dataset_dir, out = Path(dataset_dir).resolve(), Path(out_dir)
-    available, test_folds = _check_request(dataset_dir, variants, folds, seeds)
+    dataset_dir = Path(dataset_dir).resolve()
     datalist = dataset_dir / "datalist.json"
     overrides = dict(overrides or {})
     configs = [str(c) for c in configs]
+    available, test_folds = check_ablation_design(datalist, variants, folds, seeds, configs, overrides)
+    inputs = {"DATA_DIR": dataset_dir, **{f"--config {c}": c for c in configs if Path(c).is_file()}}
+    out = claim_output_dir(out_dir, "ablate", {"dataset_dir": str(dataset_dir), "configs": configs,
+                                               "overrides": overrides}, inputs)
     baseline = BASELINE if BASELINE in variants else variants[0]
     splits = []
     for t in test_folds:

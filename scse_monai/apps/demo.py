@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from scse_monai.apps.chaos.labels import ORGANS
+from scse_monai.apps.demo_report import FIGURES, build_demo_report, summary_markdown
+from scse_monai.apps.design import check_seeds
 from scse_monai.apps.experiment import (
     SE_VARIANTS,
     case_groups,
@@ -44,14 +46,16 @@ from scse_monai.apps.experiment import (
     summarise_seeds,
     train_run,
 )
-from scse_monai.apps.report import comparison_table, fmt, markdown_table, organ_tables, parameter_table, write_report
+from scse_monai.apps.report import write_report
 from scse_monai.errors import InvalidInputError
 from scse_monai.metrics.tables import results_to_json
 from scse_monai.utils.io import atomic_write_text
+from scse_monai.utils.output_dir import claim_output_dir
 
 __all__ = [
     "NETWORKS",
     "BASELINE",
+    "DEFAULT_OUT",
     "FIGURES",
     "DemoSettings",
     "demo_settings",
@@ -66,15 +70,9 @@ __all__ = [
 NETWORKS: dict[str, Any] = {"UNet": SE_VARIANTS["none"], "SEUNet": SE_VARIANTS["scse"]}
 BASELINE = "UNet"
 
-#: figures written by the demo (file names in the output folder).
-FIGURES = {
-    "curves": "curves.png",
-    "paired": "paired_dice.png",
-    "examples": "examples.png",
-    "spatial": "sse_attention.png",
-    "cse_organ": "cse_by_organ.png",
-    "cse_modality": "cse_by_modality.png",
-}
+#: default output folders of the full and the ``--quick`` demo (different: a quick run first never mixes with the full
+#: run's data; a folder of other settings is refused anyway).
+DEFAULT_OUT = {False: Path("demo_output"), True: Path("demo_quick_output")}
 
 #: configuration values quoted in the report (read from the merged configuration of the run).
 _REPORTED_CONFIG = ("epochs", "pixdim", "roi_size", "batch_size", "num_samples", "learning_rate",
@@ -126,179 +124,14 @@ def demo_settings(quick: bool = False, epochs: int | None = None, seeds: Sequenc
             raise InvalidInputError(f"--epochs {epochs}; expected a positive number")
         settings.epochs = epochs
     if seeds is not None:
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise InvalidInputError(f"--seeds {list(seeds)}; expected one or more distinct seeds")
-        settings.seeds = list(seeds)
+        settings.seeds = check_seeds(seeds)
     return settings
-
-
-def summary_markdown(results: Mapping[str, Any]) -> str:
-    """The headline of a demo's ``results.json``: mean over organs per network, and the paired differences.
-
-    Used at the top of the report and for the README's results table.
-    """
-    from scse_monai.apps.stats import MIN_TEST_CASES, mean_sd
-
-    nets, seeds = results["networks"], results["seeds"]
-    rows = []
-    for name, net in nets.items():
-        cells = [name, f"{net['parameters']:,}"]
-        for key, spec in (("dice", "{:.3f}"), ("score", "{:.1f}")):
-            _, sd = mean_sd([net["per_seed"][str(s)]["mean"].get("mean", {}).get(key) for s in seeds])
-            mean = net["mean"].get("mean", {}).get(key)
-            cells.append(f"{fmt(mean, spec)} (sd {fmt(sd, spec)})" if len(seeds) > 1 else fmt(mean, spec))
-        rows.append(cells)
-    spread = " (sd over seeds of the per-seed means)" if len(seeds) > 1 else ""
-    table = markdown_table(["network", "parameters", f"mean Dice{spread}", f"CHAOS score{spread}"], rows)
-    lines = [table, ""]
-    for c in results["comparison"]:
-        if c["organ"] != "overall":
-            continue
-        spec = "{:+.1f}" if c["metric"] == "score" else "{:+.3f}"
-        ci = c["ci95"]
-        ci_text = f"95 % CI [{fmt(ci[0], spec)}, {fmt(ci[1], spec)}]" if ci else "no CI"
-        why = "too few cases" if c["n_cases"] < MIN_TEST_CASES else "all differences zero"
-        p_text = f"Wilcoxon p = {c['p_value']:.3g}" if c["p_value"] is not None else f"no p-value ({why})"
-        metric = "CHAOS score" if c["metric"] == "score" else "Dice"
-        lines.append(f"- {c['variant']} - {c['baseline']}, {metric} (mean over organs) per test case: "
-                     f"{fmt(c['mean_difference'], spec)}, {ci_text}, {p_text}, n = {c['n_cases']} cases.")
-    return "\n".join(lines)
 
 
 def _excitation_summary(channel: Mapping[str, Any]) -> dict[str, Any]:
     """The spreads of :func:`~scse_monai.apps.excitation_analysis.channel_analysis` without the gate vectors."""
     return {grouping: {layer: {k: spread[k] for k in ("between", "within", "ratio", "counts")}
                        for layer, spread in channel[grouping].items()} for grouping in ("organ", "modality")}
-
-
-def _excitation_section(excitation: Mapping[str, Any]) -> str:
-    if not excitation or not excitation.get("organ"):
-        return "No cSE gates were recorded."
-    rows = []
-    for layer in excitation["organ"]:
-        o, m = excitation["organ"][layer], excitation["modality"][layer]
-        rows.append([layer, fmt(o["between"], "{:.4f}"), fmt(o["ratio"], "{:.2f}"), fmt(m["between"], "{:.4f}"),
-                     fmt(m["ratio"], "{:.2f}")])
-    counts = next((s["counts"] for s in excitation["organ"].values() if s["counts"]), {})
-    text = [
-        f"Channel-gate spread per layer of {excitation['network']} (seed {excitation['seed']}, forward order) over "
-        f"the test slices. *between*: mean over channels of the standard deviation of the group means; *ratio*: "
-        "between / pooled within-group standard deviation.",
-        "",
-        markdown_table(["layer", "organ: between", "organ: ratio", "modality: between", "modality: ratio"], rows),
-    ]
-    if counts:
-        text += ["", "Organ groups (MR slices by their largest organ): "
-                 + ", ".join(f"{g} {n} slices" for g, n in counts.items()) + "."]
-    return "\n".join(text)
-
-
-def build_demo_report(results: Mapping[str, Any]) -> str:
-    """The markdown of ``report.md``, rendered from ``results.json`` alone (figures by the names in FIGURES)."""
-    data, groups, cfg = results["data"], results["folds"], results["config"]
-    names = list(results["networks"])
-    nets = results["networks"]
-    seeds = results["seeds"]
-    comparisons = results["comparison"]
-    untestable = [c for c in comparisons if c["p_value"] is None]
-    load = results["machine"]["load_average"]
-    lines = [
-        "# scSE demo: MONAI UNet vs SEUNet on the CHAOS phantom",
-        "",
-        "## Protocol",
-        "",
-        f"Synthetic CHAOS-format data ({data['n_ct']} CT + {data['n_mr']} MR patients, data seed "
-        f"{data['data_seed']}), converted with `scse-monai convert` into {data['folds']} patient-level folds (all "
-        "sequences of a patient in one fold), giving three disjoint groups:",
-        "",
-        f"- training (folds {groups['training']}): {len(results['training_cases'])} cases;",
-        f"- validation (fold {groups['validation']}, model selection only: `models/model.pt` is the epoch with the "
-        f"best validation Dice): {', '.join(results['validation_cases'])};",
-        f"- test (fold {groups['test']}, the only numbers reported): {', '.join(results['test_cases'])}.",
-        "",
-        f"Both networks were trained through the bundle (`{'`, `'.join(results['configs'])}`) with seeds "
-        f"{seeds}: {cfg.get('epochs')} epochs, pixdim {cfg.get('pixdim')}, roi {cfg.get('roi_size')}, batch "
-        f"{cfg.get('batch_size')} x {cfg.get('num_samples')} slices, channels {cfg.get('network_def#channels')}, "
-        f"num_res_units {cfg.get('network_def#num_res_units')}; only `network_def#se` differs (UNet: null, "
-        "SEUNet: scSE, max-out, r = 2). Total run time "
-        f"{results['time_s'] / 60:.1f} min on {results['machine']['cpus']} CPUs (load average "
-        f"{load[0]:.2f} at the start, {load[1]:.2f} at the end).",
-        "",
-        "## Result",
-        "",
-        summary_markdown(results),
-        "",
-        f"## CHAOS metrics on the test fold (mean over {len(results['test_cases'])} cases and {len(seeds)} seed(s))",
-        "",
-        "Each case's metrics are averaged over the seeds, then over the cases. The CHAOS CT Ground marks the liver "
-        "only, so kidneys and spleen are scored on the MR cases.",
-        "",
-        organ_tables({n: nets[n]["mean"] for n in names}),
-        "",
-        "Mean over organs, per seed (mean over the test cases):",
-        "",
-        markdown_table(["network", *(f"seed {s}: Dice" for s in seeds), *(f"seed {s}: score" for s in seeds)],
-                       [[n, *(fmt(nets[n]["per_seed"][str(s)]["mean"].get("mean", {}).get("dice")) for s in seeds),
-                         *(fmt(nets[n]["per_seed"][str(s)]["mean"].get("mean", {}).get("score"), "{:.1f}")
-                           for s in seeds)] for n in names]),
-        "",
-        f"## Paired comparison: {names[-1]} - {results['baseline']} per test case",
-        "",
-        "Difference of the per-case values (averaged over seeds), per organ and overall (each case's mean over its "
-        "organs): mean with a percentile-bootstrap 95 % CI, and the two-sided Wilcoxon signed-rank p-value.",
-        "",
-        comparison_table(comparisons),
-        "",
-        *([f"No p-value where marked n/a: {untestable[0]['reason']}.", ""] if untestable else []),
-        f"![per-case Dice of both networks]({FIGURES['paired']})",
-        "",
-        "## Size and speed",
-        "",
-        parameter_table({n: (nets[n]["parameters"], nets[n]["se_parameters"]) for n in names},
-                        {n: nets[n]["seconds_per_epoch"] for n in names}, baseline=results["baseline"]),
-        "",
-        "Seconds per epoch: median over epochs and seeds of training plus validation (history.json), on this "
-        "machine's CPU (timings depend on its load).",
-        "",
-        "## Training curves",
-        "",
-        f"![training loss and validation Dice]({FIGURES['curves']})",
-        "",
-        "## Example test slices",
-        "",
-        f"Test slices with the largest area of an organ: image, ground truth and the predictions of seed {seeds[0]} "
-        "as the bundle's evaluator made them (preprocessed grid).",
-        "",
-        f"![examples]({FIGURES['examples']})",
-        "",
-        "## sSE spatial attention",
-        "",
-        "The spatial gate sigmoid(q) of a few SEUNet layers over the same slices as the network saw them (bright: "
-        "kept, dark: suppressed; cf. Roy et al., TMI 2019, Fig. 7).",
-        "",
-        f"![sSE attention maps]({FIGURES['spatial']})",
-        "",
-        "## cSE channel excitations",
-        "",
-        "Mean channel gate per layer for groups of test slices, as in SENet's Fig. 6 (Hu et al., §7.2): MR slices "
-        "grouped by their largest organ (CT slices are left out there, their Ground has only the liver) and all "
-        "slices grouped by modality; the dashed line is the mean over all grouped slices.",
-        "",
-        f"![cSE gates by organ]({FIGURES['cse_organ']})",
-        "",
-        f"![cSE gates by modality]({FIGURES['cse_modality']})",
-        "",
-        _excitation_section(results.get("excitation", {})),
-        "",
-        "## Files",
-        "",
-        "- `results.json`: everything above (case groups, per-case metrics per seed, comparisons).",
-        "- `runs/<network>/seed<k>/`: bundle roots (`models/model.pt`, `eval/history.json`, "
-        "`eval/chaos_metrics.json`).",
-        "- `data/`: the converted phantom (`datalist.json`); `phantom/`: the CHAOS-format phantom.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def _figures(out: Path, results: Mapping[str, Any], histories: Mapping[str, Any], captures: Mapping[str, Any]) -> None:
@@ -348,8 +181,12 @@ def run_demo(
 ) -> Path:
     """Run the whole demo into ``out_dir``; returns the path of ``report.md`` (``results.json`` beside it).
 
+    ``out_dir`` must be new, empty, or an earlier demo's folder of the same settings (which resumes):
+    :func:`~scse_monai.utils.output_dir.claim_output_dir`.
+
     Raises:
-        InvalidInputError: for an unusable output folder or bundle.
+        InvalidInputError: for an unusable output folder (a file, other files, an earlier demo of other settings)
+            or bundle.
     """
     from tqdm.auto import tqdm
 
@@ -360,10 +197,8 @@ def run_demo(
     from scse_monai.networks import count_parameters, count_se_parameters
 
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InvalidInputError("is a file; expected an output folder", out)
     settings = demo_settings(quick, epochs, seeds)
+    out = claim_output_dir(out_dir, "demo", asdict(settings))
     settings_json = json.dumps(asdict(settings), sort_keys=True)
     jobs = [(name, seed) for name in NETWORKS for seed in settings.seeds]
     steps = ["phantom", "convert"] + [f"train {n} seed {s}" for n, s in jobs] + [f"evaluate {n} seed {s}"
@@ -464,7 +299,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             epochs[config] = json.loads(bundle_config(config).read_text()).get("epochs", "the bundle's")
         except (InvalidInputError, OSError, ValueError):
             epochs[config] = f"from {config}.json"
-    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output folder: new, empty, or an earlier demo's of the same settings (default "
+                             f"{DEFAULT_OUT[False]}; --quick: {DEFAULT_OUT[True]})")
     parser.add_argument("--quick", action="store_true",
                         help="tiny phantom, one seed, bundle/configs/demo_quick.json (1 epoch; about a minute)")
     parser.add_argument("--epochs", type=int, default=None,
@@ -477,6 +314,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``scse-monai demo``; prints ``report: <path>`` last."""
-    path = run_demo(args.out, quick=args.quick, epochs=args.epochs, seeds=args.seeds, progress=not args.quiet)
+    out = DEFAULT_OUT[args.quick] if args.out is None else args.out
+    path = run_demo(out, quick=args.quick, epochs=args.epochs, seeds=args.seeds, progress=not args.quiet)
     print(f"report: {path}")
     return 0

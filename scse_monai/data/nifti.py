@@ -2,8 +2,9 @@
 
 nibabel reads the header lazily and allocates the whole declared array before it finds out that the file is short:
 a header declaring 32000 x 32000 x 12 voxels with 1 KB of data asks for tens of GiB. Here the data size is checked
-first (file size for ``.nii``, a bounded streaming count for ``.nii.gz``), then every voxel is read, so a truncated
-or corrupt file fails here, naming the file, rather than half-way through a network or a metric.
+first (file size for ``.nii``; for ``.nii.gz`` the whole stream is read in bounded memory, which also verifies its
+CRC), then every voxel is read, so a truncated or corrupt file fails here, naming the file, rather than half-way
+through a network or a metric (or, with a bad CRC, not at all).
 """
 
 from __future__ import annotations
@@ -18,24 +19,43 @@ import numpy as np
 from scse_monai.errors import InvalidInputError
 from scse_monai.utils.io import check_regular_file
 
-__all__ = ["read_nifti", "check_affine"]
+__all__ = ["read_nifti", "check_affine", "check_gzip_stream"]
 
 _CHUNK = 1 << 20
 
 
-def _data_bytes_available(path: Path, offset: int, needed: int) -> int:
-    """How many data bytes ``path`` holds after ``offset``, counting at most ``needed`` (bounded memory)."""
+def check_gzip_stream(path: str | os.PathLike) -> int:
+    """Read the whole gzip stream of ``path`` in bounded memory, so that its CRC and length are verified.
+
+    nibabel (like any reader that stops after the voxels it needs) never reaches the gzip trailer, so a file whose
+    data fails its CRC would be read as if intact. Every compressed input -- an image to segment, a label map, a
+    reference to score -- goes through here.
+
+    Returns:
+        The number of decompressed bytes.
+
+    Raises:
+        InvalidInputError: naming the file when the stream is damaged (bad CRC or length, truncated, not gzip).
+    """
+    path = Path(path)
+    total = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                total += len(chunk)
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+        if isinstance(e, OSError) and not isinstance(e, gzip.BadGzipFile) and e.errno is not None:
+            raise InvalidInputError(f"cannot read ({e.strerror or e})", path) from e
+        raise InvalidInputError(f"damaged gzip stream ({type(e).__name__}: {e}); expected an intact .gz file "
+                                "(the whole stream is checked against its CRC)", path) from e
+    return total
+
+
+def _data_bytes_available(path: Path, offset: int) -> int:
+    """How many data bytes ``path`` holds after ``offset`` (for ``.gz``: the whole stream is read, CRC checked)."""
     if not path.name.lower().endswith(".gz"):
         return max(0, os.path.getsize(path) - offset)
-    seen = 0
-    with gzip.open(path, "rb") as f:
-        f.seek(offset)  # forward seek in a gzip stream: reads and discards
-        while seen < needed:
-            chunk = f.read(min(_CHUNK, needed - seen))
-            if not chunk:
-                break
-            seen += len(chunk)
-    return seen
+    return max(0, check_gzip_stream(path) - offset)
 
 
 def check_affine(affine: np.ndarray, path: object) -> np.ndarray:
@@ -84,7 +104,7 @@ def read_nifti(path: str | os.PathLike, what: str = "NIfTI image"):
         shape = tuple(int(s) for s in img.shape)
         needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         offset = int(getattr(img.dataobj, "offset", 0))  # where nibabel will start reading voxels
-        available = _data_bytes_available(path, offset, needed)
+        available = _data_bytes_available(path, offset)
         if available < needed:
             raise InvalidInputError(
                 f"{what} declares {'x'.join(map(str, shape))} voxels of {dtype} ({needed} bytes) but the file holds "

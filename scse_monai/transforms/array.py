@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from monai.config import NdarrayOrTensor
 from monai.transforms import ScaleIntensityRange, ScaleIntensityRangePercentiles, Transform
@@ -11,7 +13,8 @@ from monai.utils import TransformBackends, convert_to_tensor
 
 from scse_monai.errors import InvalidInputError
 
-__all__ = ["ModalityNormalizeIntensity", "CheckImage", "infer_modality", "MR_MODALITIES", "check_finite"]
+__all__ = ["ModalityNormalizeIntensity", "CheckImage", "infer_modality", "MR_MODALITIES", "check_finite",
+           "check_source_file", "resampled_size"]
 
 #: modality names that are normalised as MR (the converter writes "t2spir", "t1dual_in", "t1dual_out").
 MR_MODALITIES = ("mr", "t1", "t2", "t1dual_in", "t1dual_out", "t2spir")
@@ -99,16 +102,86 @@ class ModalityNormalizeIntensity(Transform):
         raise ValueError(f"unknown modality {modality!r}; expected 'ct', 'auto' or an MR name such as 't2spir'.")
 
 
+_VERIFIED: dict[tuple[str, int, int], bool] = {}
+
+
+def check_source_file(img: object) -> None:
+    """Verify the gzip stream of the file ``img`` was loaded from (its ``meta["filename_or_obj"]``), once per file.
+
+    LoadImage (nibabel) stops reading before the gzip trailer, so a ``.nii.gz`` with a bad CRC would load as if
+    intact; :func:`scse_monai.data.nifti.check_gzip_stream` reads the whole stream. A file is verified once per
+    process and version (path, size, modification time), not every epoch.
+
+    Raises:
+        InvalidInputError: naming the file when its stream is damaged.
+    """
+    from scse_monai.data.nifti import check_gzip_stream
+
+    meta = getattr(img, "meta", None) or {}
+    source = meta.get("filename_or_obj")
+    if not isinstance(source, str | os.PathLike) or not str(source).lower().endswith(".gz"):
+        return
+    try:
+        st = os.stat(source)
+    except OSError:
+        return  # not a file (any more): nothing to verify
+    key = (str(source), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        check_gzip_stream(source)
+        _VERIFIED[key] = True
+
+
+def resampled_size(affine: np.ndarray, shape: Sequence[int], pixdim: Sequence[float] | None = None) \
+        -> tuple[np.ndarray, np.ndarray]:
+    """Field of view (mm) of a volume along the RAS axes, and its size (voxels) after resampling to ``pixdim``.
+
+    The field of view is the world bounding box of the voxel grid (what ``Orientationd`` + ``Spacingd`` cover);
+    a ``pixdim`` entry <= 0 (or a missing one) keeps the voxel size of the voxel axis closest to that world axis, as
+    ``Spacingd`` does.
+
+    Args:
+        affine: the 4x4 voxel -> world affine.
+        shape: the spatial shape.
+        pixdim: the target voxel sizes (mm), or ``None`` for the original ones.
+
+    Returns:
+        ``(field of view in mm, resampled size in voxels)``, one entry per world axis.
+    """
+    import nibabel as nib
+
+    a = np.asarray(affine, dtype=np.float64)[:3, :3]
+    n = np.asarray(shape, dtype=np.float64)
+    fov = np.abs(a) @ n
+    sizes = np.linalg.norm(a, axis=0)
+    axis_of = nib.io_orientation(np.asarray(affine, dtype=np.float64))[:, 0]
+    spacing = np.empty(3)
+    for voxel_axis, world_axis in enumerate(axis_of):
+        spacing[int(world_axis) if np.isfinite(world_axis) else voxel_axis] = sizes[voxel_axis]
+    target = list(pixdim or [])[:3] + [0.0] * (3 - len(list(pixdim or [])[:3]))
+    spacing = np.where(np.asarray(target, dtype=np.float64) > 0, np.asarray(target, dtype=np.float64), spacing)
+    return fov, np.ceil(fov / np.maximum(spacing, 1e-12))
+
+
 class CheckImage(Transform):
     """Fail early, with the file name, on an image of the wrong rank or channel count or with NaN/Inf voxels.
 
     Without it such inputs fail deep inside a convolution with a shape error that names neither the file nor what
     was expected.
 
+    Before anything resamples the image it also refuses, naming the file and the size, a 3D volume whose affine
+    implies a gigantic resampled size (``Spacingd`` would allocate it first): a field of view beyond
+    ``max_extent_mm`` along a world axis, or, when ``pixdim`` is given (the ``Spacingd`` target), more than
+    ``max_voxels`` voxels after resampling. And it verifies the whole gzip stream of a ``.nii.gz`` source file
+    (:func:`check_source_file`), which the loader does not.
+
     Args:
         spatial_dims: expected number of spatial dimensions (the image is channel-first).
         channels: expected number of channels, or ``None`` for any.
         finite: also require finite intensities.
+        pixdim: the voxel sizes the image is resampled to next (entries <= 0 keep the original), or ``None``.
+        max_extent_mm: largest field of view (mm) along a world axis; 5 m holds any body scan.
+        max_voxels: largest resampled size (voxels, per channel) when ``pixdim`` is given.
+        verify_source: verify the gzip stream of the source file.
 
     Raises:
         InvalidInputError: naming the source file and what was expected.
@@ -116,10 +189,16 @@ class CheckImage(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, spatial_dims: int = 3, channels: int | None = 1, finite: bool = True) -> None:
+    def __init__(self, spatial_dims: int = 3, channels: int | None = 1, finite: bool = True,
+                 pixdim: Sequence[float] | None = None, max_extent_mm: float = 5000.0, max_voxels: int = 2**30,
+                 verify_source: bool = True) -> None:
         self.spatial_dims = spatial_dims
         self.channels = channels
         self.finite = finite
+        self.pixdim = None if pixdim is None else [float(p) for p in pixdim]
+        self.max_extent_mm = float(max_extent_mm)
+        self.max_voxels = int(max_voxels)
+        self.verify_source = verify_source
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """Return ``img`` unchanged if it passes the checks."""
@@ -132,6 +211,33 @@ class CheckImage(Transform):
         if self.channels is not None and shape[0] != self.channels:
             raise InvalidInputError(f"expected {self.channels} channel(s), got {shape[0]} (shape {shape})",
                                     _source_name(img))
+        if self.spatial_dims == 3:
+            self._check_resampled_size(img, shape[1:])
+        if self.verify_source:
+            check_source_file(img)
         if self.finite:
             check_finite(img)
         return img
+
+    def _check_resampled_size(self, img: NdarrayOrTensor, shape: Sequence[int]) -> None:
+        affine = getattr(img, "affine", None)
+        if affine is None:
+            return
+        affine = np.asarray(convert_to_tensor(affine, track_meta=False).detach().cpu(), dtype=np.float64)
+        if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+            raise InvalidInputError(f"voxel-to-world affine is not a finite 4x4 matrix ({affine.tolist()})",
+                                    _source_name(img))
+        fov, size = resampled_size(affine, shape, self.pixdim)
+        voxels = float(np.prod(size))
+        what = " x ".join(str(int(v)) for v in size)
+        if np.any(fov > self.max_extent_mm):
+            raise InvalidInputError(
+                f"field of view {' x '.join(f'{v:.6g}' for v in fov)} mm (shape {tuple(int(v) for v in shape)}, voxel "
+                f"sizes {np.round(np.linalg.norm(affine[:3, :3], axis=0), 6).tolist()} mm) exceeds max_extent_mm "
+                f"{self.max_extent_mm:g}, so resampling would allocate a gigantic volume (at 1 mm voxels: "
+                f"{' x '.join(str(int(np.ceil(v))) for v in fov)}); expected a body scan's affine", _source_name(img))
+        if self.pixdim is not None and voxels > self.max_voxels:
+            raise InvalidInputError(
+                f"resampled to pixdim {self.pixdim} the volume would have {what} = {voxels:.4g} voxels "
+                f"({voxels * 4 / 2**30:.1f} GiB as float32), more than max_voxels {self.max_voxels}; expected a "
+                "smaller field of view or a coarser pixdim", _source_name(img))

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform
 
-from scse_monai.transforms.array import CheckImage, ModalityNormalizeIntensity
+from scse_monai.transforms.array import CheckImage, ModalityNormalizeIntensity, check_source_file
 
 __all__ = ["ModalityNormalizeIntensityd", "CheckImaged"]
 
@@ -52,18 +52,28 @@ class ModalityNormalizeIntensityd(MapTransform):
 
 
 class CheckImaged(MapTransform):
-    """Dictionary version of :class:`~scse_monai.transforms.array.CheckImage`."""
+    """Dictionary version of :class:`~scse_monai.transforms.array.CheckImage`.
+
+    Besides the images under ``keys`` (checked completely), the source file of every other loaded item of the
+    sample (a label map, an evaluation reference) has its gzip stream verified, so a damaged ground truth is refused
+    as a damaged image is, without listing it under ``keys``.
+    """
 
     backend = CheckImage.backend
 
     def __init__(self, keys: KeysCollection, spatial_dims: int = 3, channels: int | None = 1, finite: bool = True,
-                 allow_missing_keys: bool = False) -> None:
+                 pixdim: Sequence[float] | None = None, max_extent_mm: float = 5000.0, max_voxels: int = 2**30,
+                 verify_source: bool = True, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.checker = CheckImage(spatial_dims, channels, finite)
+        self.checker = CheckImage(spatial_dims, channels, finite, pixdim, max_extent_mm, max_voxels, verify_source)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        """Apply to the images under ``keys``."""
+        """Apply to the images under ``keys``; verify the source files of the other loaded items."""
         d = dict(data)
         for key in self.key_iterator(d):
             self.checker(d[key])
+        if self.checker.verify_source:
+            for key, value in d.items():
+                if key not in self.keys:
+                    check_source_file(value)
         return d
