@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch.nn as nn
 from monai.networks.nets import DynUNet
 
 from scse_monai.networks.layers.utils import SESpec, normalize_se_spec
+from scse_monai.networks.nets.signatures import check_spatial_dims, drop_in_signature, monai_arguments
 from scse_monai.networks.wrappers import fill_se_slots, se_after
 
 __all__ = ["SEDynUNet"]
@@ -36,19 +37,22 @@ class SEDynUNet(DynUNet):
     The network is built through DynUNet's own methods (``get_input_block``, ``get_downsamples``,
     ``get_bottleneck``, ``get_upsamples``); ``forward`` is DynUNet's, so it scripts and exports to ONNX.
 
+    Drop-in: every argument of :class:`~monai.networks.nets.DynUNet`, positional or by keyword, means what it means
+    there; ``se`` is keyword-only, after DynUNet's.
+
     Args:
-        spatial_dims: number of spatial dimensions.
-        in_channels: number of input channels.
-        out_channels: number of output channels (classes).
-        kernel_size: convolution kernel sizes, see :class:`~monai.networks.nets.DynUNet`.
-        strides: convolution strides, see :class:`~monai.networks.nets.DynUNet`.
-        upsample_kernel_size: transposed convolution kernel sizes (``strides[1:]``).
+        args: :class:`~monai.networks.nets.DynUNet`'s arguments (``spatial_dims`` 1, 2 or 3, ``in_channels``,
+            ``out_channels``, ``kernel_size``, ``strides``, ``upsample_kernel_size``, ``filters``, ...).
         se: SE layer spec: ``None`` (or ``"none"``/``"null"``) gives exactly MONAI's DynUNet (modules,
             ``state_dict`` keys and order, initialisation and outputs for the same seed); a name registered in
             :data:`scse_monai.networks.layers.SE` (``"scse"``, ``"cse"``, ``"sse"``) or ``("name", {kwargs})``.
             Defaults to ``"scse"`` (max-out, r = 2).
-        kwargs: further :class:`~monai.networks.nets.DynUNet` arguments (``filters``, ``res_block``, ``norm_name``,
-            ``deep_supervision``, ...).
+        kwargs: DynUNet's arguments by name.
+
+    Raises:
+        ValueError: for ``spatial_dims`` other than 1, 2 or 3, or an invalid ``se`` spec
+            (:func:`~scse_monai.networks.layers.get_se_layer`).
+        TypeError: for a call that DynUNet would refuse (a missing or unknown argument).
 
     Example::
 
@@ -58,21 +62,15 @@ class SEDynUNet(DynUNet):
         torch.Size([1, 5, 64, 64, 32])
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Sequence[Sequence[int] | int],
-        strides: Sequence[Sequence[int] | int],
-        upsample_kernel_size: Sequence[Sequence[int] | int],
-        se: SESpec = "scse",
-        **kwargs,
-    ) -> None:
+    def __init__(self, *args: Any, se: SESpec = "scse", **kwargs: Any) -> None:
+        # MONAI's arguments go to DynUNet unchanged (drop-in); ours are keyword-only. spatial_dims is checked here,
+        # because DynUNet fails with an IndexError for spatial_dims=4.
+        arguments = monai_arguments(type(self), DynUNet, args, kwargs)
+        spatial_dims = check_spatial_dims(type(self), arguments["spatial_dims"], (1, 2, 3))
         # Plain attributes set before DynUNet.__init__, which calls the block hooks below.
         self.se = normalize_se_spec(se)
         self._se_slots = []  # (wrapper, child name, channels), filled by _with_se
-        super().__init__(spatial_dims, in_channels, out_channels, kernel_size, strides, upsample_kernel_size, **kwargs)
+        super().__init__(*args, **kwargs)
         # DynUNet.__init__ has re-initialised its convolutions; only now create the SE layers in their slots.
         fill_se_slots(self._se_slots, self.se, spatial_dims)
         del self._se_slots
@@ -102,3 +100,6 @@ class SEDynUNet(DynUNet):
         wrapper = se_after(block, nn.Identity(), num_inputs)  # the SE layer is set after DynUNet's initialisation
         self._se_slots.append((wrapper, "1" if num_inputs == 1 else "se", channels))
         return wrapper
+
+
+SEDynUNet.__init__.__signature__ = drop_in_signature(DynUNet, SEDynUNet.__init__)  # type: ignore[attr-defined]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn as nn
 from monai.networks.nets import SegResNet
 
 from scse_monai.networks.layers.utils import SESpec, normalize_se_spec
+from scse_monai.networks.nets.signatures import check_spatial_dims, drop_in_signature, monai_arguments
 from scse_monai.networks.wrappers import fill_se_slots
 
 __all__ = ["SESegResNet"]
@@ -29,16 +32,21 @@ class SESegResNet(SegResNet):
     ``SegResNet`` gets for the same seed, and the SE layers their PyTorch/MONAI default initialisation. Built
     through SegResNet's ``_make_down_layers`` / ``_make_up_layers``; ``forward`` is SegResNet's (scripts, exports).
 
+    Drop-in: every argument of :class:`~monai.networks.nets.SegResNet`, positional or by keyword, means what it means
+    there; ``se`` is keyword-only, after SegResNet's.
+
     Args:
-        spatial_dims: number of spatial dimensions, 2 or 3. Defaults to 3.
-        init_filters: output channels of the initial convolution. Defaults to 8.
-        in_channels: number of input channels. Defaults to 1.
-        out_channels: number of output channels (classes). Defaults to 2.
+        args: :class:`~monai.networks.nets.SegResNet`'s arguments (``spatial_dims`` 2 or 3, default 3;
+            ``init_filters``, default 8; ``in_channels``, default 1; ``out_channels``, default 2; ...).
         se: SE layer spec: ``None`` (or ``"none"``/``"null"``) gives exactly MONAI's SegResNet; a name registered in
             :data:`scse_monai.networks.layers.SE` (``"scse"``, ``"cse"``, ``"sse"``) or ``("name", {kwargs})``.
             Defaults to ``"scse"`` (max-out, r = 2).
-        kwargs: further :class:`~monai.networks.nets.SegResNet` arguments (``blocks_down``, ``blocks_up``,
-            ``norm``, ``upsample_mode``, ...).
+        kwargs: SegResNet's arguments by name.
+
+    Raises:
+        ValueError: for ``spatial_dims`` other than 2 or 3, or an invalid ``se`` spec
+            (:func:`~scse_monai.networks.layers.get_se_layer`).
+        TypeError: for a call that SegResNet would refuse (a missing or unknown argument).
 
     Example::
 
@@ -47,19 +55,14 @@ class SESegResNet(SegResNet):
         torch.Size([1, 5, 32, 32, 32])
     """
 
-    def __init__(
-        self,
-        spatial_dims: int = 3,
-        init_filters: int = 8,
-        in_channels: int = 1,
-        out_channels: int = 2,
-        se: SESpec = "scse",
-        **kwargs,
-    ) -> None:
+    def __init__(self, *args: Any, se: SESpec = "scse", **kwargs: Any) -> None:
+        # MONAI's arguments go to SegResNet unchanged (drop-in); ours are keyword-only.
+        arguments = monai_arguments(type(self), SegResNet, args, kwargs)
+        spatial_dims = check_spatial_dims(type(self), arguments["spatial_dims"], (2, 3))
         # Plain attributes set before SegResNet.__init__, which calls the stage hooks below.
         self.se = normalize_se_spec(se)
         self._se_slots = []  # (stage, child name, channels), filled by _end_with_se
-        super().__init__(spatial_dims, init_filters, in_channels, out_channels, **kwargs)
+        super().__init__(*args, **kwargs)
         fill_se_slots(self._se_slots, self.se, spatial_dims)
         del self._se_slots
 
@@ -80,3 +83,6 @@ class SESegResNet(SegResNet):
         if self.se is not None:
             stage.append(nn.Identity())  # the SE layer is set once SegResNet's own layers exist
             self._se_slots.append((stage, str(len(stage) - 1), channels))
+
+
+SESegResNet.__init__.__signature__ = drop_in_signature(SegResNet, SESegResNet.__init__)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ import torch.nn as nn
 from monai.networks.nets import UNet
 
 from scse_monai.networks.layers.utils import SESpec, get_se_layer, normalize_se_spec
+from scse_monai.networks.nets.signatures import check_spatial_dims, drop_in_signature, monai_arguments
 
 __all__ = ["SEUNet", "SEUNET_PLACEMENTS", "PAPER_POSITIONS", "PLACEMENT_VARIANTS", "resolve_placement"]
 
@@ -43,35 +44,53 @@ PLACEMENT_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _optional_bool(value: object, name: str) -> bool | None:
+    """``value`` as True, False or None; command lines pass ``true``/``false``/``null`` as strings."""
+    if value is None or isinstance(value, bool):
+        return value
+    spelt = {"true": True, "false": False, "null": None, "none": None}
+    if isinstance(value, str) and value.strip().lower() in spelt:
+        return spelt[value.strip().lower()]
+    raise ValueError(f"{name} must be True, False or None (null), got {value!r}.")
+
+
 def resolve_placement(placement: str | Sequence[str] | None, se_bottleneck: bool | None = None) -> frozenset[str]:
     """The set of UNet parts (:data:`PARTS`) that get an SE layer.
 
     Args:
         placement: a name in :data:`SEUNET_PLACEMENTS`, a paper position ``"P1"`` ... ``"P6"``
-            (:data:`PAPER_POSITIONS`), a sequence of parts, e.g. ``["encoder", "decoder"]``, or ``None``: encoder
-            and decoder, plus the bottleneck unless ``se_bottleneck`` is False.
-        se_bottleneck: the older switch for the bottleneck's SE; with a ``placement`` it must be ``None`` or agree
-            with it.
+            (:data:`PAPER_POSITIONS`), a non-empty sequence of parts, e.g. ``["encoder", "decoder"]``, or ``None``
+            (also spelt ``"null"``, as command lines pass it): encoder and decoder, plus the bottleneck unless
+            ``se_bottleneck`` is False.
+        se_bottleneck: the older switch for the bottleneck's SE: True, False or None (also ``"true"``, ``"false"``,
+            ``"null"``); with a ``placement`` it must be None or agree with it.
 
     Raises:
-        ValueError: for an unknown name or part, or an ``se_bottleneck`` that contradicts ``placement``.
+        ValueError: for an unknown name or part, a placement of another type or with no part, an ``se_bottleneck``
+            that is not a boolean, or one that contradicts ``placement``; each message names the argument and what
+            it accepts.
     """
+    se_bottleneck = _optional_bool(se_bottleneck, "se_bottleneck")
+    accepted = (f"expected one of {sorted(SEUNET_PLACEMENTS)}, a paper position {sorted(PAPER_POSITIONS)}, a list "
+                f"of parts from {list(PARTS)} or None (null)")
+    if isinstance(placement, str) and placement.strip().lower() == "null":
+        placement = None
     if placement is None:
         parts = {"encoder", "decoder"} | ({"bottleneck"} if se_bottleneck in (None, True) else set())
         return frozenset(parts)
     if isinstance(placement, str):
         name = PAPER_POSITIONS.get(placement.upper(), placement.lower())
         if name not in SEUNET_PLACEMENTS:
-            raise ValueError(
-                f"unknown SE placement {placement!r}; expected one of {sorted(SEUNET_PLACEMENTS)}, "
-                f"a paper position {sorted(PAPER_POSITIONS)} or a list of parts {list(PARTS)}."
-            )
+            raise ValueError(f"unknown SE placement {placement!r}; {accepted}.")
         parts = frozenset(SEUNET_PLACEMENTS[name])
-    else:
+    elif isinstance(placement, list | tuple | set | frozenset):
         unknown = [p for p in placement if p not in PARTS]
-        if unknown:
-            raise ValueError(f"unknown UNet parts {unknown} in SE placement {list(placement)}; expected {list(PARTS)}.")
+        if unknown or not placement:
+            what = f"unknown UNet parts {unknown} in" if unknown else "no part in"
+            raise ValueError(f"{what} SE placement {list(placement)}; {accepted} (se=None for no SE).")
         parts = frozenset(placement)
+    else:
+        raise ValueError(f"placement must be a name or a list of parts, got {placement!r}; {accepted}.")
     if se_bottleneck is not None and se_bottleneck != ("bottleneck" in parts):
         raise ValueError(
             f"se_bottleneck={se_bottleneck} contradicts placement={placement!r}; leave se_bottleneck None (null) "
@@ -101,12 +120,13 @@ class SEUNet(UNet):
     The network is built only through UNet's hooks (``_get_down_layer``, ``_get_bottom_layer``,
     ``_get_up_layer``); ``forward`` is UNet's, so it scripts with ``torch.jit.script`` and exports to ONNX.
 
+    Drop-in: every argument of :class:`~monai.networks.nets.UNet`, positional or by keyword, means what it means
+    there (``SEUNet(2, 1, 3, (16, 32, 64), (2, 2), 3, 3, 1)`` is that UNet with SE layers); the arguments below are
+    keyword-only, after UNet's.
+
     Args:
-        spatial_dims: number of spatial dimensions.
-        in_channels: number of input channels.
-        out_channels: number of output channels (classes).
-        channels: sequence of channels, see :class:`~monai.networks.nets.UNet`.
-        strides: sequence of convolution strides, see :class:`~monai.networks.nets.UNet`.
+        args: :class:`~monai.networks.nets.UNet`'s arguments (``spatial_dims`` 1, 2 or 3, ``in_channels``,
+            ``out_channels``, ``channels``, ``strides``, ``kernel_size``, ``up_kernel_size``, ``num_res_units``, ...).
         se: SE layer spec: ``None`` (or ``"none"``/``"null"``, as command lines spell it) gives exactly MONAI's
             UNet: same modules, ``state_dict`` keys and outputs for the same seed. Otherwise a name registered in
             :data:`scse_monai.networks.layers.SE` (``"scse"``, ``"cse"``, ``"sse"``) or ``("name", {kwargs})``,
@@ -114,7 +134,13 @@ class SEUNet(UNet):
         se_bottleneck: also recalibrate the bottleneck's output (when ``placement`` is None). Defaults to True.
         placement: which parts get SE layers, see :func:`resolve_placement`; ``None`` (default): encoder, decoder
             and, unless ``se_bottleneck`` is False, the bottleneck.
-        kwargs: further :class:`~monai.networks.nets.UNet` arguments (``num_res_units``, ``act``, ``norm``, ...).
+        kwargs: UNet's arguments by name.
+
+    Raises:
+        ValueError: for ``spatial_dims`` other than 1, 2 or 3, an unknown ``placement``, a ``se_bottleneck`` that is
+            not a boolean or contradicts ``placement``, or an invalid ``se`` spec
+            (:func:`~scse_monai.networks.layers.get_se_layer`).
+        TypeError: for a call that UNet would refuse (a missing or unknown argument).
 
     Example::
 
@@ -125,21 +151,20 @@ class SEUNet(UNet):
 
     def __init__(
         self,
-        spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
-        channels: Sequence[int],
-        strides: Sequence[int],
+        *args: Any,
         se: SESpec = "scse",
         se_bottleneck: bool | None = None,
         placement: str | Sequence[str] | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
+        # MONAI's arguments go to UNet unchanged (drop-in: any UNet call builds the same network); ours are
+        # keyword-only. Checked here, because UNet fails with an IndexError for spatial_dims=4.
+        check_spatial_dims(type(self), monai_arguments(type(self), UNet, args, kwargs)["spatial_dims"], (1, 2, 3))
         # Plain attributes set before UNet.__init__, which calls the layer hooks below.
         self.se = normalize_se_spec(se)
         self.se_parts = resolve_placement(placement, se_bottleneck)
         self.se_bottleneck = "bottleneck" in self.se_parts
-        super().__init__(spatial_dims, in_channels, out_channels, channels, strides, **kwargs)
+        super().__init__(*args, **kwargs)
 
     def _get_down_layer(self, in_channels: int, out_channels: int, strides: int, is_top: bool) -> nn.Module:
         layer = super()._get_down_layer(in_channels, out_channels, strides, is_top)
@@ -156,3 +181,6 @@ class SEUNet(UNet):
         if not self.se or part not in self.se_parts:
             return layer
         return nn.Sequential(layer, get_se_layer(self.se, self.dimensions, channels))
+
+
+SEUNet.__init__.__signature__ = drop_in_signature(UNet, SEUNet.__init__)  # type: ignore[attr-defined]
