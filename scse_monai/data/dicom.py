@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from scse_monai.errors import InvalidInputError
-from scse_monai.utils.io import check_regular_file
+from scse_monai.utils.paths import check_regular_file
 
 __all__ = ["DicomSeries", "natural_key", "list_slices", "read_dicom_series", "dicom_affine"]
 

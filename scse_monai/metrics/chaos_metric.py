@@ -27,7 +27,7 @@ from monai.utils import look_up_option, string_list_all_gather
 from scse_monai.errors import InvalidInputError
 from scse_monai.metrics.chaos import METRIC_KEYS, ORGANS, evaluate_label_volumes, mean_record, summarise_cases
 from scse_monai.metrics.tables import results_to_json
-from scse_monai.utils.io import atomic_write_text
+from scse_monai.utils.atomic import atomic_write_text
 
 __all__ = ["CHAOSMetric", "label_map", "case_name"]
 
@@ -55,8 +55,8 @@ def _item_meta(x: Any, b: int, key: str) -> Any:
 
 
 def case_name(filename: Any) -> str | None:
-    """Case name of a file, ``labelsTr/ct_1.nii.gz`` -> ``ct_1`` (:func:`scse_monai.utils.io.case_name`), or None."""
-    from scse_monai.utils.io import case_name as _case_name
+    """Case name of a file, ``labelsTr/ct_1.nii.gz`` -> ``ct_1`` (:func:`scse_monai.utils.paths.case_name`), or None."""
+    from scse_monai.utils.paths import case_name as _case_name
 
     return _case_name(str(filename)) if filename else None
 
