@@ -11,12 +11,14 @@ from typing import Any
 
 __all__ = [
     "AtomicNibabelWriter",
+    "DicomSegWriter",
     "SPLITS",
     "datalist_entries",
     "datalist_folds",
     "inverse_frequency_weights",
     "list_inference_inputs",
     "load_datalist",
+    "output_name_formatter",
     "next_fold",
     "select_cases",
     "select_split",
@@ -24,7 +26,9 @@ __all__ = [
 
 _LAZY = {
     "AtomicNibabelWriter": ".writers",
+    "DicomSegWriter": ".writers",
     "list_inference_inputs": ".inputs",
+    "output_name_formatter": ".naming",
     "inverse_frequency_weights": ".weights",
     **{name: ".datalist" for name in ("SPLITS", "datalist_entries", "datalist_folds", "load_datalist", "next_fold",
                                       "select_cases", "select_split")},

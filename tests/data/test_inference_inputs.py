@@ -43,10 +43,10 @@ def test_inputs_file_series_and_folder(tmp_path) -> None:
     _nifti(tmp_path / "b.nii.gz", np.zeros((2, 2, 2), np.float32))
     _nifti(tmp_path / "a.nii", np.zeros((2, 2, 2), np.float32))
     (tmp_path / "notes.txt").write_text("x")
-    assert list_inference_inputs(tmp_path / "a.nii") == [{"image": str(tmp_path / "a.nii")}]
-    assert list_inference_inputs(series) == [{"image": str(series)}]
-    assert [d["image"] for d in list_inference_inputs(tmp_path)] == [
-        str(tmp_path / n) for n in ("a.nii", "b.nii.gz", "series")
+    assert list_inference_inputs(tmp_path / "a.nii") == [{"image": str(tmp_path / "a.nii"), "name": "a"}]
+    assert list_inference_inputs(series) == [{"image": str(series), "name": "series"}]  # no PatientID/SeriesNumber
+    assert list_inference_inputs(tmp_path) == [
+        {"image": str(tmp_path / n), "name": n.split(".")[0]} for n in ("a.nii", "b.nii.gz", "series")
     ]
 
 
@@ -57,12 +57,14 @@ def test_inputs_refuse_collisions_fifos_and_mixed_series(tmp_path) -> None:
 
     _nifti(tmp_path / "scan.nii", np.zeros((2, 2, 2), np.float32))
     _nifti(tmp_path / "scan.nii.gz", np.zeros((2, 2, 2), np.float32))
-    with pytest.raises(InvalidInputError, match=r"scan\.nii.* would both be saved as scan_seg\.nii\.gz"):
+    with pytest.raises(InvalidInputError, match=r"scan\.nii.* would both be saved as scan_seg\*"):
         list_inference_inputs(tmp_path)
     (tmp_path / "scan.nii").unlink()
     with pytest.raises(InvalidInputError, match="output lies inside the input"):
         list_inference_inputs(tmp_path, tmp_path / "pred")
-    assert list_inference_inputs(tmp_path, tmp_path.parent / "pred") == [{"image": str(tmp_path / "scan.nii.gz")}]
+    assert list_inference_inputs(tmp_path, tmp_path.parent / "pred") == [
+        {"image": str(tmp_path / "scan.nii.gz"), "name": "scan"}
+    ]
     series = tmp_path / "two"
     series.mkdir()
     _dicom_slice(series / "a.dcm", 0.0, generate_uid())

@@ -7,19 +7,21 @@ Accepted roots (Kavur et al. 2021; Zenodo record 3362845): a folder holding ``CH
     MR/<id>/T1DUAL/DICOM_anon/{InPhase,OutPhase}/*.dcm        + MR/<id>/T1DUAL/Ground/*.png (one stack, both phases)
     MR/<id>/T2SPIR/DICOM_anon/*.dcm                           + MR/<id>/T2SPIR/Ground/*.png
 
-Test sets have no Ground: their cases are image-only. Discovery only looks at folder names; it does not check the
-files (the converter does, per case, so that one broken case does not stop the others).
+The series folders and case names are defined once, in :mod:`scse_monai.data.naming` (batch inference names its
+predictions by the same case names). Test sets have no Ground: their cases are image-only. Discovery only looks at
+folder names; it does not check the files (the converter does, per case, so that one broken case does not stop the
+others).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from scse_monai.apps.chaos.io import natural_key
+from scse_monai.data.naming import CHAOS_ID, chaos_case_name, chaos_series_dir
 from scse_monai.errors import InvalidInputError
 
 __all__ = ["ChaosCase", "MODALITIES", "discover_cases", "find_set_roots"]
@@ -39,7 +41,6 @@ _EXPECTED = (
     "expected a CHAOS root: CHAOS_Train_Sets/Train_Sets/, Train_Sets/ or Test_Sets/ (or such a folder itself) "
     "holding CT/<id>/DICOM_anon and/or MR/<id>/{T1DUAL,T2SPIR}/DICOM_anon"
 )
-_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _case_dirs(folder: Path) -> list[Path]:
             from e
     dirs = []
     for p in entries:
-        if not _ID.fullmatch(p.name):
+        if not CHAOS_ID.fullmatch(p.name):
             logger.warning("%s: skipped: case folder names are CHAOS ids (letters, digits, '_' or '-')", p)
             continue
         dirs.append(p)
@@ -133,10 +134,10 @@ def discover_cases(root: str | os.PathLike) -> list[ChaosCase]:
     for set_root, split in find_set_roots(root):
         train = split == "train"
         for d in _case_dirs(set_root / "CT"):
-            dicom = d / "DICOM_anon"
+            dicom = chaos_series_dir(set_root, "ct", d.name)
             cases.append(
                 ChaosCase(
-                    case=f"ct_{d.name}",
+                    case=chaos_case_name("ct", d.name),
                     modality="ct",
                     patient=f"ct_{d.name}",
                     chaos_id=d.name,
@@ -148,14 +149,15 @@ def discover_cases(root: str | os.PathLike) -> list[ChaosCase]:
             )
         for d in _case_dirs(set_root / "MR"):
             series = (
-                ("t1dual_in", d / "T1DUAL" / "DICOM_anon" / "InPhase", d / "T1DUAL" / "Ground"),
-                ("t1dual_out", d / "T1DUAL" / "DICOM_anon" / "OutPhase", d / "T1DUAL" / "Ground"),
-                ("t2spir", d / "T2SPIR" / "DICOM_anon", d / "T2SPIR" / "Ground"),
+                ("t1dual_in", d / "T1DUAL" / "Ground"),
+                ("t1dual_out", d / "T1DUAL" / "Ground"),
+                ("t2spir", d / "T2SPIR" / "Ground"),
             )
-            for modality, dicom, ground in series:
+            for modality, ground in series:
+                dicom = chaos_series_dir(set_root, modality, d.name)
                 cases.append(
                     ChaosCase(
-                        case=f"mr_{d.name}_{modality}",
+                        case=chaos_case_name(modality, d.name),
                         modality=modality,
                         patient=f"mr_{d.name}",
                         chaos_id=d.name,

@@ -1,0 +1,253 @@
+"""DICOM SEG predictions with highdicom: one segment per organ, on the source series' instances and geometry.
+
+A label map in a NIfTI-style grid (array + RAS affine, e.g. the bundle's prediction after ``Invertd``) is written as
+one DICOM Segmentation (BINARY) that references the source series it was predicted from, so viewers (OHIF, 3D
+Slicer) overlay it on the images:
+
+- one segment per organ of the label space (:data:`scse_monai.data.labels.ORGANS`), segment number = label value,
+  with its label, the category "Anatomical Structure" and SNOMED CT property types from pydicom's code dictionary
+  (liver 10200004, spleen 78961009, kidney 64033007 with the laterality modifier right 24028007 / left 7771000, the
+  DICOM way of coding a side: Segmented Property Type Modifier Code Sequence, PS3.3 C.8.20.2), a recommended display
+  colour (CIELab) and the algorithm (AUTOMATIC; name ``scse_monai``, its version, the network);
+- frame k is the label map sampled at the pixels of source instance k: every pixel centre of the instance is mapped
+  through the DICOM geometry (ImagePositionPatient, ImageOrientationPatient, PixelSpacing; LPS) and the inverse
+  affine to a voxel, which must be a grid point of the label map (else the grid does not belong to the series and
+  nothing is written). So the SEG follows the instances whatever slice order and axis flips the reader used.
+
+highdicom is an optional dependency (the ``dicom`` extra): imported on first use, with an error naming the extra.
+highdicom 0.22 (pydicom 2.4, as MONAI Label's ``label`` extra pins) and 0.23+ (pydicom 3) both work: only API common
+to both is used (the display colour is set as a DICOM attribute, which 0.22's ``SegmentDescription`` has no argument
+for).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scse_monai.errors import InvalidInputError
+
+__all__ = ["ORGAN_RGB", "read_dicom_seg", "require_highdicom", "segment_descriptions", "source_frames",
+           "write_dicom_seg"]
+
+#: label value -> recommended display colour (sRGB 0-255): the colours of the package's figures.
+ORGAN_RGB: dict[int, tuple[int, int, int]] = {1: (230, 25, 75), 2: (60, 180, 75), 3: (67, 99, 216), 4: (245, 130, 49)}
+#: largest distance (voxels) between a pixel centre of an instance and the nearest label-map voxel.
+GRID_TOLERANCE = 0.1
+_INSTALL = 'pip install "scse_monai[dicom]"'
+# Source attributes the SEG copies: Type 1 ones must be there; Type 2 ones missing in a file (anonymised or
+# synthetic data) are added empty to the in-memory copy, as the standard allows. The files are never changed.
+_TYPE1 = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "FrameOfReferenceUID")
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+          "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def require_highdicom() -> Any:
+    """Import highdicom, or fail with an error that names the extra to install.
+
+    Raises:
+        ModuleNotFoundError: highdicom is not installed.
+    """
+    try:
+        import highdicom
+    except ImportError as e:
+        raise ModuleNotFoundError(
+            f"DICOM SEG output needs highdicom, which is not installed: {_INSTALL} (NIfTI output works without it)",
+            name="highdicom",
+        ) from e
+    return highdicom
+
+
+def _property_type(label: int) -> tuple[Any, Any | None]:
+    """``(property type, laterality modifier or None)`` of an organ, from pydicom's SNOMED CT dictionary."""
+    from pydicom.sr.codedict import codes
+
+    from scse_monai.data.labels import ORGANS
+
+    types = {
+        "liver": (codes.SCT.Liver, None),
+        "right kidney": (codes.SCT.Kidney, codes.SCT.Right),
+        "left kidney": (codes.SCT.Kidney, codes.SCT.Left),
+        "spleen": (codes.SCT.Spleen, None),
+    }
+    return types[ORGANS[label]]
+
+
+def _cielab(rgb: Sequence[int]) -> tuple[float, float, float]:
+    """CIE L*a*b* (D65 white) of an sRGB colour (0-255), as dcmqi and DCMTK convert for RecommendedDisplayCIELabValue.
+
+    Own code: pydicom has none and highdicom 0.22 (the version for pydicom 2.4) converts no RGB.
+    """
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return float(116 * f[1] - 16), float(500 * (f[0] - f[1])), float(200 * (f[1] - f[2]))
+
+
+def segment_descriptions(network: str) -> list[Any]:
+    """The highdicom segment descriptions of the label space, in label order (segment number = label value)."""
+    hd = require_highdicom()
+    from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
+
+    from scse_monai import __version__
+    from scse_monai.data.labels import ORGANS
+
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="scse_monai", family=codes.cid7162.ArtificialIntelligence, version=__version__,
+        parameters={"network": network},
+    )
+    category = Code("91723000", "SCT", "Anatomical Structure")  # CID 7150; pydicom's name for it is ambiguous
+    descriptions = []
+    for label, organ in ORGANS.items():
+        property_type, laterality = _property_type(label)
+        desc = hd.seg.SegmentDescription(
+            segment_number=label, segment_label=organ, segmented_property_category=category,
+            segmented_property_type=property_type, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm, tracking_uid=hd.UID(), tracking_id=f"scse_monai {organ}",
+        )
+        if laterality is not None:
+            modifier = hd.sr.CodedConcept(laterality.value, laterality.scheme_designator, laterality.meaning)
+            desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [modifier]
+        desc.RecommendedDisplayCIELabValue = list(hd.color.CIELabColor(*_cielab(ORGAN_RGB[label])).value)
+        descriptions.append(desc)
+    return descriptions
+
+
+def _read_source(folder: str | os.PathLike) -> list[Any]:
+    """The source series' datasets in file-name order, validated by the series reader first."""
+    import pydicom
+
+    from scse_monai.data.dicom import read_dicom_series
+
+    series = read_dicom_series(folder, with_pixels=False)
+    datasets = [pydicom.dcmread(str(p)) for p in series.files]
+    for path, ds in zip(series.files, datasets, strict=True):
+        missing = [k for k in _TYPE1 if not ds.get(k)]
+        if missing:
+            raise InvalidInputError(f"lacks {', '.join(missing)}; a DICOM SEG must reference them", path)
+        for keyword in _TYPE2:  # copied into the SEG by highdicom; Type 2 (PS3.3 C.7.1.1, C.7.2.1): may be empty
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+    return datasets
+
+
+def source_frames(labels: np.ndarray, affine: np.ndarray, datasets: Sequence[Any], source: object = None) \
+        -> np.ndarray:
+    """``labels`` sampled at the pixels of each source instance: ``(instances, rows, columns)``, instance order.
+
+    Args:
+        labels: 3D label map (array axes as in ``affine``).
+        affine: voxel -> RAS (mm) matrix of ``labels``.
+        datasets: the source instances (single-frame, with ImagePositionPatient, ImageOrientationPatient,
+            PixelSpacing).
+        source: what to name in errors (the series folder).
+
+    Raises:
+        InvalidInputError: a pixel centre of an instance is not within :data:`GRID_TOLERANCE` voxels of a voxel of
+            ``labels`` (a label map of another grid or series).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise InvalidInputError(f"label map has shape {labels.shape}; expected a 3D volume", source)
+    to_voxel = np.linalg.inv(np.asarray(affine, dtype=np.float64)) @ np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS -> voxel
+    frames = np.zeros((len(datasets), int(datasets[0].Rows), int(datasets[0].Columns)), dtype=labels.dtype)
+    for n, ds in enumerate(datasets):
+        iop = np.asarray(ds.ImageOrientationPatient, dtype=np.float64)
+        row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+        origin = to_voxel @ np.append(np.asarray(ds.ImagePositionPatient, dtype=np.float64), 1.0)
+        d_col = to_voxel[:, :3] @ (iop[:3] * col_spacing)  # one column to the right (DICOM PS3.3 C.7.6.2.1.1)
+        d_row = to_voxel[:, :3] @ (iop[3:6] * row_spacing)  # one row down
+        rows, cols = np.meshgrid(np.arange(ds.Rows), np.arange(ds.Columns), indexing="ij")
+        vox = origin[:3] + rows[..., None] * d_row[:3] + cols[..., None] * d_col[:3]
+        idx = np.rint(vox).astype(np.int64)
+        off = float(np.abs(vox - idx).max())
+        inside = np.all((idx >= 0) & (idx < labels.shape), axis=-1)
+        if off > GRID_TOLERANCE or not inside.all():
+            raise InvalidInputError(
+                f"the label map (shape {labels.shape}) does not lie on the grid of instance {n} (SOPInstanceUID "
+                f"{ds.SOPInstanceUID}): pixel centres {off:.3g} voxels from its grid, {int((~inside).sum())} outside; "
+                "expected the prediction of this series in its own geometry",
+                source,
+            )
+        frames[n] = labels[idx[..., 0], idx[..., 1], idx[..., 2]]
+    return frames
+
+
+def write_dicom_seg(
+    labels: np.ndarray,
+    affine: np.ndarray,
+    source: str | os.PathLike,
+    filename: str | os.PathLike,
+    network: str = "SEUNet",
+    series_number: int = 900,
+) -> Path:
+    """Write ``labels`` (the prediction of the DICOM series in folder ``source``) as a DICOM SEG, atomically.
+
+    Args:
+        labels: 3D label map with values in the label space (0 background).
+        affine: its voxel -> RAS matrix.
+        source: the folder of the source series (read in file-name order and validated).
+        filename: the ``.dcm`` file to write (replaced atomically if it exists).
+        network: the network named in the algorithm identification.
+        series_number: SeriesNumber of the new SEG series.
+
+    Raises:
+        InvalidInputError: ``labels`` holds values outside the label space or is not on the series' grid.
+        ModuleNotFoundError: highdicom is not installed.
+    """
+    hd = require_highdicom()
+    from scse_monai import __version__
+    from scse_monai.data.labels import NUM_CLASSES
+    from scse_monai.utils.io import atomic_path
+
+    labels = np.asarray(labels)
+    values = np.unique(labels)
+    if values.size and (values.min() < 0 or values.max() >= NUM_CLASSES or not np.all(values == np.round(values))):
+        raise InvalidInputError(f"label map holds values {values[:8].tolist()}; expected 0..{NUM_CLASSES - 1}", source)
+    datasets = _read_source(source)
+    frames = source_frames(labels.astype(np.uint8), affine, datasets, source)
+    seg = hd.seg.Segmentation(
+        source_images=datasets,
+        pixel_array=frames,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=segment_descriptions(network),
+        series_instance_uid=hd.UID(),
+        series_number=series_number,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="scse_monai",
+        manufacturer_model_name=network,
+        software_versions=__version__,
+        device_serial_number="none",
+        series_description=f"{network} organ segmentation",
+        content_label="ORGANS",
+        omit_empty_frames=bool(frames.any()),  # highdicom refuses a SEG without frames
+    )
+    filename = Path(filename)
+    with atomic_path(filename) as tmp:
+        seg.save_as(str(tmp))
+    return filename
+
+
+def read_dicom_seg(filename: str | os.PathLike, source: str | os.PathLike) -> np.ndarray:
+    """Decode a SEG written by :func:`write_dicom_seg` into a label map ``(instances, rows, columns)``.
+
+    Frame k belongs to the k-th instance of ``source`` in file-name order; pixels of no segment are 0.
+    """
+    hd = require_highdicom()
+    import pydicom
+
+    from scse_monai.data.dicom import list_slices
+
+    seg = hd.seg.segread(str(filename))
+    uids = [pydicom.dcmread(str(p), stop_before_pixels=True).SOPInstanceUID for p in list_slices(source)]
+    return seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=uids, combine_segments=True, assert_missing_frames_are_empty=True
+    )
