@@ -8,6 +8,7 @@ from .checkpoint import (
     unwrap_model,
 )
 from .history import TrainingHistory, read_history
+from .model_record import check_model_file, network_record, read_model_record
 from .organ_dice import channel_output_transform, organ_dice_metrics
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "channel_output_transform",
     "organ_dice_metrics",
     "AtomicDiskSaver", "BestModelCheckpoint", "TrainingCheckpoint", "run_fingerprint",
-    "load_weights_only", "TrainingHistory", "read_history", "unwrap_model"]
+    "load_weights_only", "TrainingHistory", "read_history", "unwrap_model",
+    "check_model_file", "network_record", "read_model_record"]

@@ -3,11 +3,13 @@
 - :class:`BestModelCheckpoint` is ignite's :class:`~ignite.handlers.Checkpoint` (score = the evaluator's key metric,
   ``n_saved=1``, fixed name ``model.pt``, plain ``state_dict``). Its best-score record lives in memory, so every new
   run starts without one and its first validation writes ``model.pt``; only a resumed run restores it (from the
-  training state).
-- :class:`TrainingCheckpoint` saves the full training state (``last.pt``, in a folder of its own outside
-  ``models/``: MONAI Label serves the first ``models/*.pt``) after every epoch and resumes an *interrupted* run only.
-  A run that finished, one on other data (another datalist or validation split), or one whose saved epoch is not
-  below the requested ``max_epochs`` starts a new run that trains all its epochs, and the log says why.
+  training state). Beside ``model.pt`` it writes ``model.json``, how the network was built
+  (:mod:`~scse_monai.handlers.model_record`).
+- :class:`TrainingCheckpoint` saves the full training state (``last-<network fingerprint>.pt``, in a folder of its
+  own outside ``models/``: MONAI Label serves the first ``models/*.pt``) after every epoch and resumes an
+  *interrupted* run of the same network only. A run that finished, one on other data (another datalist or validation
+  split), or one whose saved epoch is not below the requested ``max_epochs`` starts a new run that trains all its
+  epochs, and the log says why.
 - Writes go through :class:`AtomicDiskSaver`, ignite's ``DiskSaver`` with the project's atomic write; loads are
   ``torch.load(..., weights_only=True)``.
 """
@@ -24,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ignite.distributed import get_rank
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
 from scse_monai.errors import InvalidInputError
+from scse_monai.handlers.model_record import record_fingerprint, write_model_record
 from scse_monai.utils.io import atomic_torch_save, remove_stale_temporaries
 
 __all__ = [
@@ -49,8 +53,6 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
 
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete temporary files that an atomic write of ``path`` left behind when its run was killed."""
-    from ignite.distributed import get_rank
-
     if get_rank() == 0:
         remove_stale_temporaries([path])
 
@@ -89,6 +91,9 @@ class BestModelCheckpoint(Checkpoint):
         filename: model file name. Defaults to ``"model.pt"``.
         metric_name: metric in ``engine.state.metrics``; defaults to the evaluator's key metric.
         mode: ``"max"`` or ``"min"``.
+        record: how the network was built (:func:`~scse_monai.handlers.model_record.network_record`); written
+            beside the model file (``model.json``, with the file's hash) after every save, for the entry points that
+            load it to check (:func:`~scse_monai.handlers.model_record.check_model_file`).
     """
 
     def __init__(
@@ -98,10 +103,12 @@ class BestModelCheckpoint(Checkpoint):
         filename: str = "model.pt",
         metric_name: str | None = None,
         mode: str = "max",
+        record: Mapping[str, Any] | None = None,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
         self.path = Path(save_dir) / filename
+        self.record = record
         self.metric_name = metric_name
         self.sign = 1.0 if mode == "max" else -1.0
         _remove_stale_temporaries(self.path)
@@ -133,6 +140,8 @@ class BestModelCheckpoint(Checkpoint):
         before = self.best
         super().__call__(engine)
         if self.best != before:
+            if self.record is not None and get_rank() == 0:  # rank 0 wrote the model (ignite's DiskSaver)
+                write_model_record(self.path, self.record)
             logger.info(f"{self.score_name} improved to {self.best:.4f}: saved {self.path}")
 
 
@@ -153,14 +162,19 @@ class TrainingCheckpoint:
             is added as ``"trainer"``.
         run_data: what defines the run's data, typically ``{"train": @train#dataset#data, "validate":
             @validate#dataset#data}``; a saved state of other data is never resumed.
-        filename: file name. Defaults to ``"last.pt"``.
+        filename: file name. Defaults to ``"last.pt"``; with a ``network_record`` the record's fingerprint is
+            added to the stem (``last-<fingerprint>.pt``).
         resume: resume an interrupted run whose state is in ``save_dir``. ``False`` always starts a new run.
         map_location: passed to ``torch.load``.
+        network_record: how the network is built (:func:`~scse_monai.handlers.model_record.network_record`).
+            Each network definition keeps its own state file, so runs of other networks in the same bundle root
+            (the 3D variant, other channels, the no-SE baseline) neither resume nor overwrite it.
 
-    The saved state is resumed only when ``resume`` is true, its ``run_data`` fingerprint matches, its run stopped
-    before its own ``max_epochs`` (it was interrupted) and its epoch is below this run's ``max_epochs``; the run then
-    continues with the next epoch up to this run's ``max_epochs``. Otherwise a new run starts at epoch 1, so a
-    training request always trains: e.g. MONAI Label's ``/train`` with ``max_epochs`` N trains N epochs every time.
+    The saved state is resumed only when ``resume`` is true, its ``run_data`` and network fingerprints match, its run
+    stopped before its own ``max_epochs`` (it was interrupted) and its epoch is below this run's ``max_epochs``; the
+    run then continues with the next epoch up to this run's ``max_epochs``. Otherwise a new run starts at epoch 1,
+    and the log says why in one line, so a training request always trains: e.g. MONAI Label's ``/train`` with
+    ``max_epochs`` N trains N epochs every time.
     The file is loaded with ``weights_only=True``: a checkpoint that would unpickle arbitrary objects is refused.
     Saving is ignite's ``Checkpoint`` (with :class:`AtomicDiskSaver`), loading ignite's ``Checkpoint.load_objects``;
     MONAI's ``CheckpointLoader`` is not used because it loads unconditionally, while resuming must first read the
@@ -175,8 +189,13 @@ class TrainingCheckpoint:
         filename: str = "last.pt",
         resume: bool = True,
         map_location: Any = "cpu",
+        network_record: Mapping[str, Any] | None = None,
     ) -> None:
-        self.path = Path(save_dir) / filename
+        self.network_fingerprint = None if network_record is None else record_fingerprint(network_record)
+        name = Path(filename)
+        if self.network_fingerprint is not None:
+            name = name.with_stem(f"{name.stem}-{self.network_fingerprint}")
+        self.path = Path(save_dir) / name
         self.save_dict = dict(save_dict)
         self.fingerprint = run_fingerprint(run_data)
         self.resume = resume
@@ -200,6 +219,8 @@ class TrainingCheckpoint:
         epoch, saved_max = run.get("epoch"), run.get("max_epochs")
         if run.get("fingerprint") != self.fingerprint:
             return "it was trained on other data (datalist or validation split)"
+        if run.get("network") != self.network_fingerprint:
+            return "it trained another network definition"
         if epoch is None or saved_max is None:
             return "it records no epoch"
         if epoch >= saved_max:
@@ -213,6 +234,13 @@ class TrainingCheckpoint:
         _remove_stale_temporaries(self.path)
         self.resumed_from = None
         if not self.path.exists():
+            others = [p.name for p in self.path.parent.glob(f"{self.path.stem.split('-')[0]}*{self.path.suffix}")]
+            if others:
+                logger.info(
+                    f"starting a new run: no saved state of this network configuration ({self.path.name}); "
+                    f"{', '.join(sorted(others))} in {self.path.parent} belong(s) to other configurations and are "
+                    "left as they are"
+                )
             return
         if not self.resume:
             logger.info(f"resume is off: starting a new run; {self.path} will be overwritten")
@@ -241,7 +269,12 @@ class _RunRecord:
 
     def state_dict(self) -> dict[str, Any]:
         state = self.engine.state
-        return {"fingerprint": self.owner.fingerprint, "epoch": state.epoch, "max_epochs": state.max_epochs}
+        return {
+            "fingerprint": self.owner.fingerprint,
+            "network": self.owner.network_fingerprint,
+            "epoch": state.epoch,
+            "max_epochs": state.max_epochs,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Nothing to restore: the record is only read to decide whether to resume."""
