@@ -90,7 +90,7 @@ def check_output_dir(
     for label, src in (inputs or {}).items():
         if src is None:
             continue
-        check_output_path(out, {label: src}, kind="folder")
+        check_output_path(given, {label: src}, kind="folder")
         if out in Path(os.path.abspath(src)).resolve().parents:
             raise InvalidInputError(f"output folder contains the input {label} {src}; expected an output folder "
                                     "outside every input", given)
