@@ -1,21 +1,23 @@
 """Report tables (markdown) and writing ``report.md`` + ``report.html`` for the demo and the ablation.
 
-The reports are rendered from their ``results.json``; the HTML page is the markdown rendered by the ``markdown``
-package (Python-Markdown, with its ``tables`` extension).
+The reports are rendered from their ``results.json``; every table goes through the package's one table writer,
+:func:`scse_monai.metrics.tables.markdown_table` (with :func:`~scse_monai.metrics.tables.fmt` for the numbers), both
+re-exported here. The HTML page is the markdown rendered by the ``markdown`` package (Python-Markdown, with its
+``tables`` extension).
 """
 
 from __future__ import annotations
 
 import html
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scse_monai.apps.chaos.labels import ORGANS
 from scse_monai.apps.stats import MIN_TEST_CASES
-from scse_monai.utils.io import atomic_write_text
+from scse_monai.data.labels import ORGANS
+from scse_monai.metrics.tables import fmt, markdown_table
+from scse_monai.utils.atomic import atomic_write_text
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -36,30 +38,6 @@ METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("mssd", "MSSD mm", "{:.1f}"),
     ("score", "CHAOS score", "{:.1f}"),
 )
-
-
-def fmt(value: object, spec: str = "{:.3f}") -> str:
-    """Format a number for a table; ``None``/NaN -> ``"n/a"``, infinity -> ``"inf"``."""
-    if value is None:
-        return "n/a"
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(number):
-        return "n/a"
-    if math.isinf(number):
-        return "inf"
-    return spec.format(number)
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> str:
-    """A pipe table; ``align`` per column ``l``/``r`` (default: first left, the rest right)."""
-    align = align or "l" + "r" * (len(header) - 1)
-    rule = ["---:" if a == "r" else ":---" for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def organ_tables(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
