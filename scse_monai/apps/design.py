@@ -115,9 +115,10 @@ def check_override_keys(overrides: Mapping[str, Any], configs: Sequence[str | os
             level = parser[parent] if parent and parent in parser else parser.get()
             known = sorted(str(k) for k in level) if isinstance(level, dict) else []
             where = f"under {parent!r}" if parent else "at the top level"
-            raise InvalidInputError(
-                f"override {key!r} is not a key of the bundle configuration (train.json + {list(configs)} + "
-                f"evaluate.json); keys {where}: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}")
+            hint = (f"keys {where}: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}" if known else
+                    f"{parent!r} is a value, not a section")
+            raise InvalidInputError(f"override {key!r} is not a key of the bundle configuration (train.json + "
+                                    f"{list(configs)} + evaluate.json); {hint}")
 
 
 def check_ablation_design(
