@@ -142,3 +142,52 @@ def test_select_cases_reports_missing_and_empty(tmp_path) -> None:
         select_cases(dl, fold=0)
     with pytest.raises(InvalidInputError, match="datalist.json: no cases for the training folds"):
         select_cases(_datalist(tmp_path, []), fold=0)
+
+
+def test_tree_names_collisions_and_existing_outputs(tmp_path) -> None:
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from scse_monai.data.naming import chaos_case_name, chaos_series_of, series_name
+
+    series = tmp_path / "in" / "study" / "deep" / "series"  # a DICOM series three levels down, named by its header
+    series.mkdir(parents=True)
+    uid = generate_uid()
+    for k in range(2):
+        _dicom_slice(series / f"s{k}.dcm", 2.0 * k, uid)
+    for p in series.glob("*.dcm"):
+        ds = pydicom.dcmread(p)
+        ds.PatientID, ds.SeriesNumber = "P 01/a", 3
+        ds.save_as(p)
+    (tmp_path / "in" / "a").mkdir()
+    _nifti(tmp_path / "in" / "a" / "scan.nii.gz", np.zeros((2, 2, 2), np.float32))
+    assert series_name(series) == "P_01_a_s3"
+    out = tmp_path / "out"
+    assert list_inference_inputs(tmp_path / "in", out) == [
+        {"image": str(tmp_path / "in" / "a" / "scan.nii.gz"), "name": "scan"},
+        {"image": str(series), "name": "P_01_a_s3"},
+    ]
+    out.mkdir()
+    (out / "scan_seg.nii.gz").write_bytes(b"earlier result")
+    with pytest.raises(InvalidInputError, match=r"out: 1 prediction\(s\) exist already: .*scan_seg\.nii\.gz; .*"
+                                                r"--overwrite true .* --skip_existing true"):
+        list_inference_inputs(tmp_path / "in", out)
+    assert len(list_inference_inputs(tmp_path / "in", out, overwrite=True)) == 2
+    assert [d["name"] for d in list_inference_inputs(tmp_path / "in", out, skip_existing=True)] == ["P_01_a_s3"]
+    assert (out / "scan_seg.nii.gz").read_bytes() == b"earlier result"
+    (tmp_path / "in" / "b").mkdir()
+    _nifti(tmp_path / "in" / "b" / "scan.nii", np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(InvalidInputError, match=r"in/b/scan\.nii and .*in/a/scan\.nii\.gz would both be saved as "
+                                                r"scan_seg\*; expected one input per output name"):
+        list_inference_inputs(tmp_path / "in", out)
+    with pytest.raises(InvalidInputError, match="output_format 'png'; expected one of nifti, dicom_seg, both"):
+        list_inference_inputs(tmp_path / "in" / "a", output_format="png")
+    with pytest.raises(InvalidInputError, match="needs DICOM series inputs; found NIfTI files only"):
+        list_inference_inputs(tmp_path / "in" / "a", output_format="dicom_seg")
+    # the CHAOS layout, wherever the tree starts
+    layouts = [("CT/7/DICOM_anon", "ct_7"), ("MR/2/T1DUAL/DICOM_anon/InPhase", "mr_2_t1dual_in"),
+               ("MR/2/T1DUAL/DICOM_anon/OutPhase", "mr_2_t1dual_out"), ("MR/2/T2SPIR/DICOM_anon", "mr_2_t2spir")]
+    for rel, name in layouts:
+        modality, chaos_id = chaos_series_of(tmp_path / "x" / rel)
+        assert chaos_case_name(modality, chaos_id) == name
+    assert chaos_series_of(tmp_path / "MR" / "2" / "T1DUAL" / "DICOM_anon") is None
