@@ -37,6 +37,7 @@ __all__ = [
     "summarise_seeds",
     "median_epoch_time",
     "prepare_run_dir",
+    "silence_progress_bars",
     "training_finished",
 ]
 
@@ -121,11 +122,40 @@ def _check_dataset(dataset_dir: Path) -> None:
         )
 
 
-def _run(workflow, handlers: Sequence[Any] = ()) -> None:
+def silence_progress_bars(parser: Any, keys: Sequence[str] = ("train#handlers", "validate#handlers")) -> int:
+    """Disable the ignite ``ProgressBar`` handlers in the handler lists ``keys`` of a bundle config.
+
+    The bars print to stderr from inside the bundle's engines, so ``--quiet`` of ``demo``/``ablate`` must reach
+    them through the config: each bar's ``tqdm`` gets ``disable=True`` before its engine runs (the bar creates its
+    ``tqdm`` on the first iteration). The handlers are the instances the engines hold (the parser caches them).
+
+    Args:
+        parser: the workflow's :class:`monai.bundle.ConfigParser`.
+        keys: the handler lists of the engines that will run (only those: parsing a list builds its handlers).
+
+    Returns:
+        The number of bars disabled.
+    """
+    from ignite.handlers import ProgressBar
+
+    count = 0
+    for key in keys:
+        if key in parser:
+            for handler in parser.get_parsed_content(key) or []:
+                if isinstance(handler, ProgressBar):
+                    handler.tqdm_kwargs["disable"] = True
+                    count += 1
+    return count
+
+
+def _run(workflow, handlers: Sequence[Any] = (), progress_keys: Sequence[str] | None = None) -> None:
+    """Run a bundle workflow; ``progress_keys``: handler lists whose progress bars to disable (None: none)."""
     workflow.initialize()
     missing = workflow.check_properties()
     if missing:
         raise InvalidInputError(f"bundle workflow lacks required properties {missing}")
+    if progress_keys:
+        silence_progress_bars(workflow.parser, progress_keys)
     for handler in handlers:
         handler.attach(workflow.evaluator)
     workflow.run()
@@ -133,13 +163,17 @@ def _run(workflow, handlers: Sequence[Any] = ()) -> None:
 
 
 def training_finished(run_dir: str | os.PathLike) -> bool:
-    """Whether ``run_dir/train_state/last.pt`` records a training run that reached its ``max_epochs``."""
+    """Whether the newest training state in ``run_dir/train_state/`` records a run that reached its ``max_epochs``.
+
+    Each network configuration keeps its own state file there (``last-<fingerprint>.pt``); a run folder of an
+    experiment holds one.
+    """
     from scse_monai.handlers import load_weights_only
 
-    state = Path(run_dir) / "train_state" / "last.pt"
-    if not state.is_file():
+    states = sorted((Path(run_dir) / "train_state").glob("last*.pt"), key=lambda p: p.stat().st_mtime)
+    if not states:
         return False
-    run = load_weights_only(state).get("run", {})
+    run = load_weights_only(states[-1]).get("run", {})
     return run.get("epoch") is not None and run["epoch"] >= run.get("max_epochs", math.inf)
 
 
@@ -148,15 +182,18 @@ def train_run(
     dataset_dir: str | os.PathLike,
     configs: Sequence[str | os.PathLike],
     overrides: Mapping[str, Any],
+    progress: bool = True,
 ) -> None:
     """Train with ``train.json`` + ``configs`` in ``run_dir``: an interrupted run resumes, a finished one is kept.
 
     ``run_dir`` holds one setting (:func:`prepare_run_dir`); the bundle itself would start a finished run anew.
+    ``progress=False`` disables the bundle's ignite progress bars (:func:`silence_progress_bars`).
     """
     _check_dataset(Path(dataset_dir))
     if training_finished(run_dir):
         return
-    _run(bundle_workflow(["train", *configs], run_dir, dataset_dir, overrides))
+    workflow = bundle_workflow(["train", *configs], run_dir, dataset_dir, overrides)
+    _run(workflow, progress_keys=None if progress else ("train#handlers", "validate#handlers"))
 
 
 def evaluate_run(
@@ -165,6 +202,7 @@ def evaluate_run(
     configs: Sequence[str | os.PathLike],
     overrides: Mapping[str, Any],
     handlers: Sequence[Any] = (),
+    progress: bool = True,
 ) -> Any:
     """Evaluate ``run_dir/models/model.pt`` on the test fold with ``train.json`` + ``configs`` + ``evaluate.json``.
 
@@ -175,6 +213,7 @@ def evaluate_run(
         overrides: the overrides of the training.
         handlers: further ignite handlers attached to the bundle's evaluator before it runs (e.g. a
             :class:`scse_monai.apps.excitation_analysis.EvaluationCapture`).
+        progress: ``False`` disables the bundle's ignite progress bar (:func:`silence_progress_bars`).
 
     Returns:
         The finished workflow: ``workflow.evaluator.network`` is the evaluated network (``model.pt`` loaded),
@@ -184,7 +223,7 @@ def evaluate_run(
     if not (Path(run_dir) / "models" / "model.pt").is_file():
         raise InvalidInputError("no models/model.pt; train this run first", run_dir)
     workflow = bundle_workflow(["train", *configs, "evaluate"], run_dir, dataset_dir, overrides)
-    _run(workflow, handlers)
+    _run(workflow, handlers, progress_keys=None if progress else ("validate#handlers",))
     return workflow
 
 
