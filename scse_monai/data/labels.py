@@ -2,8 +2,8 @@
 
 :data:`LABELS` is the single definition (all modalities): 0 background, 1 liver, 2 right kidney, 3 left kidney,
 4 spleen. Everything else derives from it: :data:`ORGANS`, :data:`NUM_CLASSES`, the CHAOS metrics, the per-organ
-Dice handlers, the class weights, the converter's ``dataset.json``, the figures and the bundle configs (through
-``$scse_monai.data.labels.NUM_CLASSES``; ``metadata.json``'s ``channel_def``, which MONAI Label reads as data, is
+Dice handlers, the class weights, the converter's ``dataset.json``, the figures and the bundle configs (their
+``num_classes``; ``metadata.json``'s ``channel_def``, which MONAI Label reads as data, is
 checked against it by a test). The CHAOS file encodings of these labels (Ground PNG grey levels) are in
 :mod:`scse_monai.apps.chaos.labels`.
 
