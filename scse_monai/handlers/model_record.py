@@ -2,7 +2,7 @@
 
 Training writes ``models/model.json`` beside every ``models/model.pt`` it saves (:class:`BestModelCheckpoint
 <scse_monai.handlers.checkpoint.BestModelCheckpoint>` with ``record``): the resolved network definition (the SE
-network's own arguments, :func:`~scse_monai.networks.arguments.network_definition`), the layout of its state dict
+network's own arguments, :func:`~scse_monai.networks.nets.signatures.network_definition`), the layout of its state dict
 (parameter names and shapes), the preprocessing settings the network learned under (``pixdim``, ``ct_window``) and
 the SHA-256 of the ``model.pt`` it describes. The same record, minus the hash, fingerprints a training run's network
 for resuming (:class:`~scse_monai.handlers.checkpoint.TrainingCheckpoint`).
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from scse_monai.errors import InvalidInputError
-from scse_monai.networks.arguments import network_definition
+from scse_monai.networks.nets.signatures import network_definition
 from scse_monai.utils.io import atomic_write_text
 
 __all__ = [

@@ -47,7 +47,7 @@ def as_bool(value: Any, key: str) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in BOOL_SPELLINGS:
         return BOOL_SPELLINGS[value.strip().lower()]
-    raise InvalidInputError(f"--{key} {value!r} is not a boolean; expected {_accepted(False)}")
+    raise InvalidInputError(f"{key}: {value!r} is not a boolean; expected {_accepted(False)}")
 
 
 def as_optional_bool(value: Any, key: str) -> bool | None:
@@ -57,7 +57,7 @@ def as_optional_bool(value: Any, key: str) -> bool | None:
     try:
         return as_bool(value, key)
     except InvalidInputError:
-        raise InvalidInputError(f"--{key} {value!r} is not a boolean; expected {_accepted(True)}") from None
+        raise InvalidInputError(f"{key}: {value!r} is not a boolean; expected {_accepted(True)}") from None
 
 
 def as_optional(value: Any) -> Any:

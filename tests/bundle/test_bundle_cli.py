@@ -141,7 +141,7 @@ def test_an_unrecognised_boolean_is_a_one_line_error(killed: Path, phantom_data:
                              "--resume", value)
     proc = run_bundle(command)
     assert proc.returncode != 0
-    assert last_line(proc) == (f"error: --resume {value!r} is not a boolean; expected true/false/True/False/1/0")
+    assert last_line(proc) == (f"error: resume: {value!r} is not a boolean; expected true/false/True/False/1/0")
     assert "Traceback" not in proc.stderr
     assert digest(state_files(root)[0]) == before
 

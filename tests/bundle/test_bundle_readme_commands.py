@@ -102,5 +102,5 @@ def test_torchrun_ddp_on_cpu(phantom_data: Path, tmp_path: Path) -> None:
     _run(readme_commands()["torchrun"], tmp_path, phantom_data, _overrides())
     state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state), "DDP prefix leaked into the saved state dict"
-    assert (tmp_path / "train_state" / "last.pt").exists()
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model.pt"]
+    assert len(list((tmp_path / "train_state").glob("last-*.pt"))) == 1
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model.json", "model.pt"]

@@ -42,6 +42,12 @@ def _run(workflow: ConfigWorkflow) -> None:
     workflow.finalize()
 
 
+def state_file(root: Path) -> Path:
+    """The one training state of a bundle root that trained one network (``train_state/last-<fingerprint>.pt``)."""
+    (state,) = (root / "train_state").glob("last-*.pt")
+    return state
+
+
 def _network_def(**overrides):
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
@@ -76,8 +82,8 @@ def _train(root: Path, data: Path, **overrides) -> list[dict]:
 
 def test_training_state_lives_outside_models(trained: Path) -> None:
     """MONAI Label serves the first models/*.pt: models/ holds model.pt only, the resume state is elsewhere."""
-    assert sorted(p.name for p in (trained / "models").iterdir()) == ["model.pt"]
-    state = torch.load(trained / "train_state" / "last.pt", weights_only=True)
+    assert sorted(p.name for p in (trained / "models").iterdir()) == ["model.json", "model.pt"]
+    state = torch.load(state_file(trained), weights_only=True)
     assert state["run"]["epoch"] == state["run"]["max_epochs"] == 1
     assert state["optimizer"]["state"], "optimizer state (Adam moments) must be saved for resuming"
 
@@ -93,10 +99,10 @@ def test_new_run_replaces_model_despite_better_earlier_record(
     """
     root = tmp_path / "root"
     shutil.copytree(trained, root)
-    state_file = root / "train_state" / "last.pt"
-    state = torch.load(state_file, weights_only=True)
+    saved_state = state_file(root)
+    state = torch.load(saved_state, weights_only=True)
     state["best_model"]["_saved"] = [(1.0, "model.pt")]
-    torch.save(state, state_file)
+    torch.save(state, saved_state)
     history = _train(root, phantom_data, seed=1, learning_rate=0.0, resume=resume)
     assert [e["epoch"] for e in history] == [1] and history[0]["val_mean_dice"] < 1.0
 
@@ -115,7 +121,7 @@ def test_rerun_after_finished_run_trains_requested_epochs(trained: Path, phantom
     root = tmp_path / "root"
     shutil.copytree(trained, root)
     assert [e["epoch"] for e in _train(root, phantom_data, epochs=2)] == [1, 2]
-    assert torch.load(root / "train_state" / "last.pt", weights_only=True)["run"]["epoch"] == 2
+    assert torch.load(state_file(root), weights_only=True)["run"]["epoch"] == 2
 
 
 def test_inference_output_in_input_geometry(trained: Path, phantom_data: Path, tmp_path: Path) -> None:

@@ -193,9 +193,10 @@ def _train(server: SimpleNamespace, body: str) -> tuple[list[int], dict]:
     _request(f"{server.url}/train/{MODEL}?run_sync=true", method="POST", body=body)
     after = (server.bundle / "models" / "model.pt").read_bytes()
     assert after != before, "the training request did not write a new model.pt"
-    assert sorted(p.name for p in (server.bundle / "models").iterdir()) == ["model.pt"]
+    assert sorted(p.name for p in (server.bundle / "models").iterdir()) == ["model.json", "model.pt"]
     history = read_history(server.bundle / "eval" / "history.json")
-    return [e["epoch"] for e in history], torch.load(server.bundle / "train_state" / "last.pt", weights_only=True)
+    (state,) = (server.bundle / "train_state").glob("last-*.pt")
+    return [e["epoch"] for e in history], torch.load(state, weights_only=True)
 
 
 def test_two_training_requests_in_a_row_both_train(server: SimpleNamespace, tmp_path: Path) -> None:

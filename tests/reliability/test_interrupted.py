@@ -97,11 +97,17 @@ def _kill(proc: subprocess.Popen) -> None:
     STATS["SIGKILLs sent"] += 1
 
 
+#: the bundle's training state: one file per network configuration.
+STATE = "last-*.pt"
+
+
 def _saved_epoch(models: Path) -> int:
-    """Epoch of ``last.pt``; loading it with weights_only=True must always succeed."""
-    path = models / "last.pt"
-    if not path.exists():
+    """Epoch of the training state (``last-<network fingerprint>.pt``); loading it with weights_only=True must always
+    succeed."""
+    paths = list(models.glob(STATE))
+    if not paths:
         return 0
+    (path,) = paths
     try:
         state = torch.load(path, weights_only=True)
     except Exception:
@@ -111,7 +117,7 @@ def _saved_epoch(models: Path) -> int:
     return int(trainer["iteration"] // trainer["epoch_length"])
 
 
-def _temporaries(models: Path, name: str = "last.pt") -> list[Path]:
+def _temporaries(models: Path, name: str = "last-*.pt") -> list[Path]:
     return list(models.glob(f".{name}.*.tmp*"))
 
 
@@ -127,7 +133,7 @@ def test_training_survives_sigkill(small_data: Path, tmp_path: Path) -> None:
 
     # 1. kill while the epoch-2 last.pt is half written (an epoch-1 last.pt is already complete on disk)
     proc = _start(cmd, tmp_path / "run1.log", SLOW_SAVE_S="5")
-    _wait_for(proc, lambda: (models / "last.pt").exists() and bool(_temporaries(models)), timeout=240)
+    _wait_for(proc, lambda: any(models.glob(STATE)) and bool(_temporaries(models)), timeout=240)
     time.sleep(0.5)  # well inside the 5 s pause: half the bytes are in the temporary file
     _kill(proc)
     stale = _temporaries(models)
@@ -158,7 +164,7 @@ def test_training_survives_sigkill(small_data: Path, tmp_path: Path) -> None:
     assert run3 == expected, f"resumed at the wrong epoch: {run3} after {saved2} saved"
     assert _saved_epoch(models) == EPOCHS
     assert not _temporaries(models) and not _temporaries(root / "models", "model.pt")
-    assert sorted(p.name for p in (root / "models").iterdir()) == ["model.pt"]
+    assert sorted(p.name for p in (root / "models").iterdir()) == ["model.json", "model.pt"]
     torch.load(root / "models" / "model.pt", weights_only=True)
     assert [e["epoch"] for e in read_history(root / "eval" / "history.json")] == list(range(1, EPOCHS + 1))
     STATS["kill/resume cycles (training)"] += 1

@@ -8,7 +8,7 @@ import torch.nn as nn
 from monai.networks.nets import DynUNet
 
 from scse_monai.networks.layers.utils import SESpec, normalize_se_spec
-from scse_monai.networks.nets.signatures import check_spatial_dims, drop_in_signature, monai_arguments
+from scse_monai.networks.nets.signatures import ARGUMENTS_ATTR, check_spatial_dims, drop_in_signature, monai_arguments
 from scse_monai.networks.wrappers import fill_se_slots, se_after
 
 __all__ = ["SEDynUNet"]
@@ -69,8 +69,9 @@ class SEDynUNet(DynUNet):
         spatial_dims = check_spatial_dims(type(self), arguments["spatial_dims"], (1, 2, 3))
         # Plain attributes set before DynUNet.__init__, which calls the block hooks below.
         self.se = normalize_se_spec(se)
+        setattr(self, ARGUMENTS_ATTR, {**arguments, "se": self.se})
         self._se_slots = []  # (wrapper, child name, channels), filled by _with_se
-        super().__init__(*args, **kwargs)
+        super().__init__(**arguments)
         # DynUNet.__init__ has re-initialised its convolutions; only now create the SE layers in their slots.
         fill_se_slots(self._se_slots, self.se, spatial_dims)
         del self._se_slots

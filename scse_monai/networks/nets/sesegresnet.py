@@ -8,7 +8,7 @@ import torch.nn as nn
 from monai.networks.nets import SegResNet
 
 from scse_monai.networks.layers.utils import SESpec, normalize_se_spec
-from scse_monai.networks.nets.signatures import check_spatial_dims, drop_in_signature, monai_arguments
+from scse_monai.networks.nets.signatures import ARGUMENTS_ATTR, check_spatial_dims, drop_in_signature, monai_arguments
 from scse_monai.networks.wrappers import fill_se_slots
 
 __all__ = ["SESegResNet"]
@@ -61,8 +61,9 @@ class SESegResNet(SegResNet):
         spatial_dims = check_spatial_dims(type(self), arguments["spatial_dims"], (2, 3))
         # Plain attributes set before SegResNet.__init__, which calls the stage hooks below.
         self.se = normalize_se_spec(se)
+        setattr(self, ARGUMENTS_ATTR, {**arguments, "se": self.se})
         self._se_slots = []  # (stage, child name, channels), filled by _end_with_se
-        super().__init__(*args, **kwargs)
+        super().__init__(**arguments)
         fill_se_slots(self._se_slots, self.se, spatial_dims)
         del self._se_slots
 

@@ -9,7 +9,8 @@ import torch.nn as nn
 from monai.networks.nets import UNet
 
 from scse_monai.networks.layers.utils import SESpec, get_se_layer, normalize_se_spec
-from scse_monai.networks.nets.signatures import check_spatial_dims, drop_in_signature, monai_arguments
+from scse_monai.networks.nets.signatures import ARGUMENTS_ATTR, check_spatial_dims, drop_in_signature, monai_arguments
+from scse_monai.utils.config_values import as_optional, as_optional_bool
 
 __all__ = ["SEUNet", "SEUNET_PLACEMENTS", "PAPER_POSITIONS", "PLACEMENT_VARIANTS", "resolve_placement"]
 
@@ -44,16 +45,6 @@ PLACEMENT_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _optional_bool(value: object, name: str) -> bool | None:
-    """``value`` as True, False or None; command lines pass ``true``/``false``/``null`` as strings."""
-    if value is None or isinstance(value, bool):
-        return value
-    spelt = {"true": True, "false": False, "null": None, "none": None}
-    if isinstance(value, str) and value.strip().lower() in spelt:
-        return spelt[value.strip().lower()]
-    raise ValueError(f"{name} must be True, False or None (null), got {value!r}.")
-
-
 def resolve_placement(placement: str | Sequence[str] | None, se_bottleneck: bool | None = None) -> frozenset[str]:
     """The set of UNet parts (:data:`PARTS`) that get an SE layer.
 
@@ -70,11 +61,10 @@ def resolve_placement(placement: str | Sequence[str] | None, se_bottleneck: bool
             that is not a boolean, or one that contradicts ``placement``; each message names the argument and what
             it accepts.
     """
-    se_bottleneck = _optional_bool(se_bottleneck, "se_bottleneck")
+    se_bottleneck = as_optional_bool(se_bottleneck, "se_bottleneck")
     accepted = (f"expected one of {sorted(SEUNET_PLACEMENTS)}, a paper position {sorted(PAPER_POSITIONS)}, a list "
                 f"of parts from {list(PARTS)} or None (null)")
-    if isinstance(placement, str) and placement.strip().lower() == "null":
-        placement = None
+    placement = as_optional(placement)
     if placement is None:
         parts = {"encoder", "decoder"} | ({"bottleneck"} if se_bottleneck in (None, True) else set())
         return frozenset(parts)
@@ -159,12 +149,16 @@ class SEUNet(UNet):
     ) -> None:
         # MONAI's arguments go to UNet unchanged (drop-in: any UNet call builds the same network); ours are
         # keyword-only. Checked here, because UNet fails with an IndexError for spatial_dims=4.
-        check_spatial_dims(type(self), monai_arguments(type(self), UNet, args, kwargs)["spatial_dims"], (1, 2, 3))
+        arguments = monai_arguments(type(self), UNet, args, kwargs)
+        check_spatial_dims(type(self), arguments["spatial_dims"], (1, 2, 3))
         # Plain attributes set before UNet.__init__, which calls the layer hooks below.
         self.se = normalize_se_spec(se)
         self.se_parts = resolve_placement(placement, se_bottleneck)
         self.se_bottleneck = "bottleneck" in self.se_parts
-        super().__init__(*args, **kwargs)
+        ours = {"se": self.se, "se_bottleneck": as_optional_bool(se_bottleneck, "se_bottleneck"),
+                "placement": as_optional(placement)}
+        setattr(self, ARGUMENTS_ATTR, {**arguments, **ours})
+        super().__init__(**arguments)
 
     def _get_down_layer(self, in_channels: int, out_channels: int, strides: int, is_top: bool) -> nn.Module:
         layer = super()._get_down_layer(in_channels, out_channels, strides, is_top)

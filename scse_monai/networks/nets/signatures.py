@@ -1,20 +1,36 @@
 """Drop-in constructors: MONAI's own parameters first, exactly as MONAI declares them, then ours, keyword-only.
 
-The SE networks take ``(*args, se=..., ..., **kwargs)`` and hand ``args`` and ``kwargs`` to MONAI's ``__init__``
-unchanged, so every call that builds MONAI's network (positional or by keyword) builds ours the same way, whatever
-parameters the installed MONAI version has. :func:`drop_in_signature` gives the class the combined signature, so
-``inspect.signature(SEUNet)`` and ``help(SEUNet)`` show MONAI's parameters followed by ours;
-:func:`monai_arguments` reads MONAI's arguments of a call by name, to check them before MONAI builds anything.
+The SE networks take ``(*args, se=..., ..., **kwargs)`` and name ``args`` and ``kwargs`` by MONAI's ``__init__``
+signature (:func:`monai_arguments`), so every call that builds MONAI's network (positional or by keyword) builds ours
+the same way, whatever parameters the installed MONAI version has. :func:`drop_in_signature` gives the class the
+combined signature, so ``inspect.signature(SEUNet)`` and ``help(SEUNet)`` show MONAI's parameters followed by ours.
+
+A bundle builds its network from ``network_def`` with what the command line put there: ``--network_def#res_block
+false`` arrives as the string ``"false"``, which MONAI's ``DynUNet`` would take as true, so :func:`monai_arguments`
+parses the values of MONAI's boolean parameters (:func:`~scse_monai.utils.config_values.as_bool`). The networks keep
+their named arguments (:data:`ARGUMENTS_ATTR`); :func:`network_definition` gives them as the resolved
+``network_def``, which the bundle records beside ``models/model.pt`` (:mod:`scse_monai.handlers.model_record`).
 """
 
 from __future__ import annotations
 
 import inspect
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["drop_in_signature", "monai_arguments", "check_spatial_dims"]
+import torch.nn as nn
+
+from scse_monai.utils.config_values import as_bool
+
+__all__ = ["ARGUMENTS_ATTR", "drop_in_signature", "monai_arguments", "check_spatial_dims", "network_definition"]
+
+#: attribute under which an SE network keeps its named arguments (a plain dict; TorchScript leaves it out).
+ARGUMENTS_ATTR = "init_arguments"
+
+
+def _is_bool(annotation: Any) -> bool:
+    return annotation is bool or (isinstance(annotation, str) and annotation.replace(" ", "") in ("bool", "bool|None"))
 
 
 def drop_in_signature(base: type, init: Callable[..., None]) -> inspect.Signature:
@@ -31,10 +47,11 @@ def drop_in_signature(base: type, init: Callable[..., None]) -> inspect.Signatur
 
 
 def monai_arguments(cls: type, base: type, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """MONAI's arguments of ``cls(*args, **kwargs)`` by name, defaults filled in.
+    """MONAI's arguments of ``cls(*args, **kwargs)`` by name, defaults filled in, booleans parsed.
 
     Raises:
         TypeError: naming ``cls`` for a call MONAI's ``base`` would refuse too (a missing or unknown argument).
+        InvalidInputError: for a boolean parameter of ``base`` given a string other than a boolean's spelling.
     """
     try:
         bound = inspect.signature(base.__init__).bind(None, *args, **kwargs)
@@ -43,7 +60,20 @@ def monai_arguments(cls: type, base: type, args: Sequence[Any], kwargs: dict[str
         raise TypeError(f"{cls.__name__}: {e}; expected the arguments of {base.__name__}, then keyword-only {ours}") \
             from None
     bound.apply_defaults()
-    return dict(bound.arguments)
+    named = {k: v for k, v in bound.arguments.items() if k != "self"}
+    for name, parameter in inspect.signature(base.__init__).parameters.items():
+        if _is_bool(parameter.annotation) and isinstance(named.get(name), str):
+            named[name] = as_bool(named[name], f"network_def#{name}")
+    return named
+
+
+def network_definition(net: nn.Module) -> dict[str, Any] | None:
+    """``{"_target_": class path, **arguments}`` of an SE network, or ``None`` for a module that keeps none."""
+    arguments = getattr(net, ARGUMENTS_ATTR, None)
+    if not isinstance(arguments, Mapping):
+        return None
+    cls = type(net)
+    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **arguments}
 
 
 def check_spatial_dims(cls: type, spatial_dims: object, accepted: tuple[int, ...]) -> int:

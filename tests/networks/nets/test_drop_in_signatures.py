@@ -18,6 +18,7 @@ from monai.networks.nets import DynUNet, SegResNet, UNet
 
 from scse_monai.networks import count_se_parameters
 from scse_monai.networks.nets import SEDynUNet, SESegResNet, SEUNet
+from scse_monai.networks.nets.signatures import network_definition
 
 from . import net_checks as checks
 
@@ -120,8 +121,8 @@ def test_spatial_dims_out_of_range_is_a_value_error_naming_it(call, accepted) ->
     ({"placement": 5}, "placement must be a name or a list of parts, got 5"),
     ({"placement": []}, r"no part in SE placement \[\]"),
     ({"placement": ["encoder", "skip"]}, r"unknown UNet parts \['skip'\]"),
-    ({"se_bottleneck": "no"}, r"se_bottleneck must be True, False or None \(null\), got 'no'"),
-    ({"se_bottleneck": 1}, r"se_bottleneck must be True, False or None \(null\), got 1"),
+    ({"se_bottleneck": "no"}, r"se_bottleneck: 'no' is not a boolean; expected true/false/True/False/1/0 or null/None"),
+    ({"se_bottleneck": 2}, r"se_bottleneck: 2 is not a boolean; expected true/false/True/False/1/0 or null/None"),
 ])
 def test_bad_seunet_arguments_are_value_errors_naming_them(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
@@ -141,3 +142,26 @@ def test_unknown_or_missing_argument_is_monai_s_type_error_naming_our_class() ->
         SEDynUNet(2, 1, 3, [3, 3], [1, 2], [2], sE="scse")
     with pytest.raises(TypeError):
         UNet(2, 1, 3, (4, 8))
+
+
+@pytest.mark.parametrize("typed, expected", [("false", False), ("False", False), ("0", False), ("true", True)])
+def test_monai_boolean_arguments_typed_on_a_command_line_mean_what_they_say(typed: str, expected: bool) -> None:
+    """`--network_def#res_block false` hands DynUNet the string "false", which MONAI would take as true."""
+    kwargs = dict(spatial_dims=2, in_channels=1, out_channels=2, kernel_size=[3, 3, 3], strides=[1, 2, 2],
+                  upsample_kernel_size=[2, 2])
+    ours = SEDynUNet(**kwargs, res_block=typed, se=None)
+    reference = DynUNet(**kwargs, res_block=expected)
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    assert ours.init_arguments["res_block"] is expected
+    with pytest.raises(ValueError, match=r"network_def#res_block: 'off' is not a boolean"):
+        SEDynUNet(**kwargs, res_block="off")
+
+
+def test_the_networks_record_their_resolved_definition() -> None:
+    net = SEUNet(2, 1, 3, (4, 8), (2,), 3, 3, 1, se="null", se_bottleneck="true")
+    definition = network_definition(net)
+    assert definition["_target_"] == "scse_monai.networks.nets.seunet.SEUNet"
+    assert definition["channels"] == (4, 8) and definition["num_res_units"] == 1 and definition["se"] is None
+    assert definition["se_bottleneck"] is True and definition["placement"] is None
+    assert network_definition(UNet(2, 1, 3, (4, 8), (2,))) is None
+    torch.jit.script(net)  # the recorded arguments stay out of TorchScript's way
