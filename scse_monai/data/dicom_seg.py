@@ -31,7 +31,8 @@ import numpy as np
 
 from scse_monai.errors import InvalidInputError
 
-__all__ = ["ORGAN_RGB", "read_dicom_seg", "require_highdicom", "segment_descriptions", "source_frames",
+__all__ = ["ORGAN_RGB", "monailabel_label_info", "read_dicom_seg", "require_highdicom", "segment_descriptions",
+           "source_frames",
            "write_dicom_seg"]
 
 #: label value -> recommended display colour (sRGB 0-255): the colours of the package's figures.
@@ -39,6 +40,8 @@ ORGAN_RGB: dict[int, tuple[int, int, int]] = {1: (230, 25, 75), 2: (60, 180, 75)
 #: largest distance (voxels) between a pixel centre of an instance and the nearest label-map voxel.
 GRID_TOLERANCE = 0.1
 _INSTALL = 'pip install "scse_monai[dicom]"'
+#: segment category (CID 7150 "Anatomical Structure"): pydicom's dictionary has two codes under that name.
+_CATEGORY = ("91723000", "SCT", "Anatomical Structure")
 # Source attributes the SEG copies: Type 1 ones must be there; Type 2 ones missing in a file (anonymised or
 # synthetic data) are added empty to the in-memory copy, as the standard allows. The files are never changed.
 _TYPE1 = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "FrameOfReferenceUID")
@@ -103,7 +106,7 @@ def segment_descriptions(network: str) -> list[Any]:
         name="scse_monai", family=codes.cid7162.ArtificialIntelligence, version=__version__,
         parameters={"network": network},
     )
-    category = Code("91723000", "SCT", "Anatomical Structure")  # CID 7150; pydicom's name for it is ambiguous
+    category = Code(*_CATEGORY)
     descriptions = []
     for label, organ in ORGANS.items():
         property_type, laterality = _property_type(label)
@@ -118,6 +121,42 @@ def segment_descriptions(network: str) -> list[Any]:
         desc.RecommendedDisplayCIELabValue = list(hd.color.CIELabColor(*_cielab(ORGAN_RGB[label])).value)
         descriptions.append(desc)
     return descriptions
+
+
+def _dcmqi_code(code: Any) -> dict[str, str]:
+    return {"CodeValue": code.value, "CodingSchemeDesignator": code.scheme_designator, "CodeMeaning": code.meaning}
+
+
+def monailabel_label_info(network: str = "SEUNet") -> list[dict[str, Any]]:
+    """``label_info`` for MONAI Label 0.8.5's DICOM SEG conversion: the same segments as :func:`write_dicom_seg`.
+
+    MONAI Label (``monailabel.datastore.utils.convert.nifti_to_dicom_seg``, used by ``/infer?output=dicom_seg`` and
+    by saving a final label to a DICOMweb datastore) takes each segment's attributes from ``label_info`` in dcmqi's
+    ``segmentAttribute`` format; without them it codes every segment as SNOMED CT 78961009 (spleen). It pairs
+    ``label_info[i]`` with the i-th label *present* in the label map, so send the entries of the labels present, in
+    label order (see the bundle README). No highdicom needed.
+    """
+    from scse_monai.data.labels import ORGANS
+
+    info = []
+    for label, organ in ORGANS.items():
+        property_type, laterality = _property_type(label)
+        attribute = {
+            "labelID": label,
+            "SegmentLabel": organ,
+            "SegmentDescription": organ,
+            "SegmentAlgorithmType": "AUTOMATIC",
+            "SegmentAlgorithmName": "scse_monai",
+            "SegmentedPropertyCategoryCodeSequence": dict(zip(("CodeValue", "CodingSchemeDesignator", "CodeMeaning"),
+                                                              _CATEGORY, strict=True)),
+            "SegmentedPropertyTypeCodeSequence": _dcmqi_code(property_type),
+            "recommendedDisplayRGBValue": list(ORGAN_RGB[label]),
+        }
+        if laterality is not None:
+            attribute["SegmentedPropertyTypeModifierCodeSequence"] = _dcmqi_code(laterality)
+        info.append({"name": organ, "description": organ, "color": list(ORGAN_RGB[label]), "model_name": network,
+                     "segmentAttribute": attribute})
+    return info
 
 
 def _read_source(folder: str | os.PathLike) -> list[Any]:

@@ -148,3 +148,45 @@ def test_missing_highdicom_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_
     assert not (tmp_path / "pred").exists()
     # NIfTI output needs no highdicom
     assert [d["name"] for d in list_inference_inputs(root, tmp_path / "pred")] == ["ct_1"]
+
+
+def _monailabel_convert() -> object:
+    try:
+        from monailabel.datastore.utils.convert import nifti_to_dicom_seg
+    except Exception as e:  # not installed, or pydicom-seg on pydicom 3 (the dicom extra's environment)
+        pytest.skip(f"MONAI Label 0.8.5's DICOM SEG conversion cannot be imported here ({type(e).__name__})")
+    return nifti_to_dicom_seg
+
+
+def test_monailabel_conversion_with_our_label_info(chaos_root: Path, tmp_path: Path) -> None:
+    """MONAI Label 0.8.5 converts the bundle's NIfTI label map to DICOM SEG itself (nifti_to_dicom_seg; the server
+    passes use_itk=True, i.e. dcmqi's itkimage2segimage, which is not installed here: the same dcmqi template goes
+    through pydicom-seg with use_itk=False). monailabel_label_info gives it our codes; label_info[i] describes the
+    i-th label present, so with an organ absent only the present organs' entries may be sent."""
+    from scse_monai.data.dicom_seg import monailabel_label_info
+
+    nifti_to_dicom_seg = _monailabel_convert()
+    source = chaos_root / "Train_Sets/MR/1/T2SPIR/DICOM_anon"
+    labels, _ = labels_from_mr_grey(read_png_stack(chaos_root / "Train_Sets/MR/1/T2SPIR/Ground"))
+    assert sorted(np.unique(labels).tolist()) == [0, 1, 2, 3, 4]
+    affine = read_dicom_series(source, with_pixels=False).affine
+    info = monailabel_label_info()
+    for present in ([1, 2, 3, 4], [1, 3, 4]):
+        case = np.where(np.isin(labels, present), labels, 0).astype(np.uint8)
+        label_file = tmp_path / f"label_{len(present)}.nii.gz"
+        nib.save(nib.Nifti1Image(case, affine), str(label_file))
+        if present == [1, 3, 4]:  # all four entries for three present labels: MONAI Label 0.8.5 fails
+            with pytest.raises(ValueError, match="declaration is missing"):
+                nifti_to_dicom_seg(str(source), str(label_file), info, use_itk=False)
+        out = nifti_to_dicom_seg(str(source), str(label_file), [info[k - 1] for k in present], use_itk=False)
+        assert np.array_equal(_decode_with_pydicom(Path(out), source), np.transpose(case, (2, 1, 0)))
+        ds = pydicom.dcmread(out)
+        for s in ds.SegmentSequence:
+            code, laterality = EXPECTED_CODES[int(s.SegmentNumber)]
+            prop = s.SegmentedPropertyTypeCodeSequence[0]
+            assert s.SegmentLabel == ORGANS[int(s.SegmentNumber)] and prop.CodeValue == code
+            # pydicom-seg puts the laterality beside the property type, not inside it as dcmqi and the standard do
+            modifiers = [m.CodeValue for m in s.get("SegmentedPropertyTypeModifierCodeSequence", [])]
+            assert modifiers == ([laterality] if laterality else [])
+        assert sorted(int(s.SegmentNumber) for s in ds.SegmentSequence) == present
+        Path(out).unlink()
