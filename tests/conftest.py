@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,6 @@ SHARED = REPO.parent / "shared"
 # The bundle shrunk to seconds on a CPU (phantom-sized spacing and patches, a small network): the same override file
 # `scse-monai demo --quick` merges onto train.json, read here rather than copied.
 TINY_BUNDLE_OVERRIDES = json.loads((BUNDLE / "configs" / "demo_quick.json").read_text())
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _kernel_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
-    """Build the fused CPU kernel into this session's temporary folder, not the user's cache (subprocesses inherit
-    the variable); the environment and the loaded kernel are restored afterwards."""
-    from scse_monai.networks.blocks import cpu_kernel
-
-    before = os.environ.get(cpu_kernel.ENV_CACHE_DIR)
-    os.environ[cpu_kernel.ENV_CACHE_DIR] = str(tmp_path_factory.mktemp("kernel_cache"))
-    cpu_kernel.load.cache_clear()
-    yield
-    if before is None:
-        del os.environ[cpu_kernel.ENV_CACHE_DIR]
-    else:
-        os.environ[cpu_kernel.ENV_CACHE_DIR] = before
-    cpu_kernel.load.cache_clear()
 
 
 @pytest.fixture(scope="session")

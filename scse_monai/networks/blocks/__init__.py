@@ -1,7 +1,6 @@
 from monai.networks.blocks import ChannelSELayer
 
 from .fused_scse import SCSEMaxFunction, scse_max, scse_max_reference
-from .maxout import maxout_recalibrate, maxout_reference
 from .squeeze_and_excitation import ChannelSpatialSELayer, SpatialSELayer
 
 __all__ = [
@@ -9,8 +8,6 @@ __all__ = [
     "ChannelSpatialSELayer",
     "SCSEMaxFunction",
     "SpatialSELayer",
-    "maxout_recalibrate",
-    "maxout_reference",
     "scse_max",
     "scse_max_reference",
 ]

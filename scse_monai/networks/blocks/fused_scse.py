@@ -1,31 +1,30 @@
-"""Max-out scSE with the sSE squeeze fused in: the plain formula's values and gradients, fewer saved tensors.
+"""The max-out scSE, ``max(x * g_c, x * sigmoid(conv1x1(x)))`` (Roy et al., TMI 2019, eq. 7 and Table II).
 
-The plain formula ``max(x * g_c, x * sigmoid(conv1x1(x)))`` (:func:`scse_max_reference`; Roy et al., TMI 2019, eq. 7)
-makes autograd keep both full-size products ``x * g_c`` and ``x * g_s`` for ``torch.maximum``'s backward, two extra
-activations per layer. :class:`SCSEMaxFunction` computes the sSE squeeze and the max-out in one
-:class:`torch.autograd.Function` that keeps only the layer's input ``x`` (which the sSE 1x1 convolution would keep
-anyway), the channel gate and the 1x1 weights, and recomputes the products in backward.
+:func:`scse_max_reference` is the plain formula. :func:`scse_max` computes it on one of three paths, chosen in
+:func:`_dispatch`, each for one reason:
 
-It is correct by construction where it matters for a drop-in block:
+- **eager training**: :class:`SCSEMaxFunction`. Autograd on the formula keeps both full-size products ``x * g_c``
+  and ``x * g_s`` for ``torch.maximum``'s backward; the Function keeps only the layer's input ``x`` (which the sSE
+  squeeze keeps anyway), the channel gate and the 1x1 weights, and recomputes the products in backward;
+- **no autograd** (inference): :func:`_scse_max_values`, the formula writing its max into the first product, one
+  full-size temporary instead of two;
+- **graph capture** (TorchScript, tracing, ONNX, ``torch.export``, ``torch.compile``): the formula itself, since an
+  ``autograd.Function`` cannot be scripted or exported and inductor fuses the formula into its own loops. In a
+  compiled training graph it runs in a non-reentrant :func:`torch.utils.checkpoint.checkpoint` region, so that
+  inductor's partitioner keeps only the region's input x for backward and recomputes the rest
+  (``docs/performance.md``).
+
+The Function is correct by construction where a drop-in block must be:
 
 - it saves its *input*, never its output, so in-place ops and residual ``+=`` after the block are safe;
-- backward applies the chain rule of the plain formula literally, including ``torch.maximum``'s tie rule (equal
-  products, e.g. ``x == 0`` or equal or saturated gates, give each side half; see ``derivatives.yaml``), so saturated
-  gates and negative inputs get the same gradients as the plain formula;
-- under ``create_graph`` backward is written with differentiable, out-of-place torch ops, so double backward works,
-  and ``generate_vmap_rule`` with a separate ``setup_context`` lets ``torch.func`` (``vmap``, ``jacrev``, ``grad``)
-  transform it; a plain CPU backward computes the same gradients in place in three full-size buffers
-  (:func:`_branch_grads_in_place`), and falls back to the general path where a NaN appears;
-- under autocast the sSE squeeze and the sigmoid run in float32 (a known SE failure mode in half precision); the
-  output keeps the input's (autocast) dtype.
-
-TorchScript, tracing and ONNX export see the plain formula (an ``autograd.Function`` cannot be scripted or exported).
-``torch.compile`` sees, for CPU float32 tensors where a C compiler built the fused kernel, its operators
-(:mod:`~scse_monai.networks.blocks.fused_cpu`), and otherwise :func:`scse_max_abs`, the same function written without
-comparisons, with the squeeze as a reduction over channels (which inductor fuses into its loops in the graph's own
-layout). In training either runs inside a non-reentrant :func:`torch.utils.checkpoint.checkpoint` region: inductor's
-partitioner then keeps only the region's input x for backward and recomputes the rest, the block's output included
-(``docs/performance.md``).
+- backward applies the chain rule of the formula literally, including ``torch.maximum``'s tie rule (equal products,
+  e.g. ``x == 0`` or equal or saturated gates, give each side half; see ``derivatives.yaml``) and its NaN rule;
+- under ``create_graph`` backward uses differentiable, out-of-place ops (double backward works), and
+  ``generate_vmap_rule`` with a separate ``setup_context`` lets ``torch.func`` transform it; a plain CPU backward
+  computes the same gradients in three full-size buffers (:func:`_branch_grads_in_place`, measured 1.9x faster
+  than the general path at the bundle's first layer);
+- under autocast the squeezes and the sigmoid run in float32 (a known SE failure mode in half precision); the output
+  keeps the input's (autocast) dtype.
 """
 
 from __future__ import annotations
@@ -35,20 +34,8 @@ from typing import Any
 import torch
 import torch.utils.checkpoint
 
-from scse_monai.networks.blocks import fused_cpu
-from scse_monai.networks.blocks.fused_cpu import scse_max_cpu
-from scse_monai.networks.blocks.maxout import maxout_blocked
+__all__ = ["SCSEMaxFunction", "gate_dtype", "scse_max", "scse_max_reference", "spatial_gate", "spatial_squeeze"]
 
-__all__ = [
-    "SCSEMaxFunction",
-    "gate_dtype",
-    "scse_max",
-    "scse_max_formula",
-    "scse_max_reference",
-    "scse_max_abs",
-    "spatial_gate",
-    "spatial_squeeze",
-]
 
 def spatial_squeeze(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The sSE squeeze q = conv1x1(x; weight, bias) with one output channel, (B, 1, *S); ``bias`` may be None.
@@ -83,12 +70,6 @@ def _spatial_squeeze_reduction(x: torch.Tensor, weight: torch.Tensor, bias: torc
     return q if bias is None else q + bias.reshape([1] * x.ndim)
 
 
-def scse_max_reference(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The plain formula: ``max(x * g_c, x * sigmoid(conv1x1(x)))``."""
-    g_s = torch.sigmoid(spatial_squeeze(x, weight, bias))
-    return torch.maximum(x * g_c, x * g_s)
-
-
 def gate_dtype(a: torch.Tensor, b: torch.Tensor) -> torch.dtype:
     """The precision of the gates: that of ``a`` and ``b`` (a gate, the weights), at least float32.
 
@@ -103,60 +84,36 @@ def spatial_gate(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return torch.sigmoid(spatial_squeeze(x.to(dtype), weight.to(dtype), bias))
 
 
-def scse_max_formula(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The plain formula with the gates in at least float32 and autocast off; the result in ``x.dtype``.
+def scse_max_reference(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The plain formula ``max(x * g_c, x * sigmoid(conv1x1(x)))``, gates in at least float32, result in ``x.dtype``.
 
-    For float32/float64 inputs it is :func:`scse_max_reference` op for op.
+    For float32/float64 inputs the casts are no-ops. :func:`scse_max` runs it with autocast off.
     """
-    with torch.autocast(x.device.type, enabled=False):
-        dtype = gate_dtype(g_c, weight)
-        g_s = spatial_gate(x, weight, bias, dtype)
-        xd = x.to(dtype)
-        return torch.maximum(xd * g_c.to(dtype), xd * g_s).to(x.dtype)
+    dtype = gate_dtype(g_c, weight)
+    g_s = spatial_gate(x, weight, bias, dtype)
+    xd = x.to(dtype)
+    return torch.maximum(xd * g_c.to(dtype), xd * g_s).to(x.dtype)
 
 
-def _gate_grad(grad: torch.Tensor, x: torch.Tensor, g_c: torch.Tensor) -> torch.Tensor:
-    """``(grad * x)`` summed to the shape of the channel gate ``g_c``.
+def _scse_max_values(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The formula's values without autograd (inference, and :class:`SCSEMaxFunction`'s forward), bitwise.
 
-    For the usual per-sample gate (B, C, 1, ...) a batched dot product per (sample, channel), which reads both maps
-    once and allocates no full-size temporary (3x faster than the product and its sum at the bundle's first layer);
-    any other broadcast shape is summed generically.
+    The max is written into the first product: one full-size temporary, not two. Under ``torch.func`` transforms it
+    is the formula itself (``out=`` ops have no batching rule).
     """
-    b, c = x.shape[0], x.shape[1]
-    if g_c.shape == (b, c, *[1] * (x.ndim - 2)):
-        dot = torch.bmm(grad.reshape(b * c, 1, -1), x.reshape(b * c, -1, 1))
-        return dot.view(g_c.shape).to(g_c.dtype)
-    return (grad * x).sum_to_size(g_c.shape).to(g_c.dtype)
-
-
-def scse_max_abs(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Max-out without comparisons: ``max(a, b) = (a + b) / 2 + |a - b| / 2`` with ``a = x g_c``, ``b = x g_s``.
-
-    What ``torch.compile`` sees: ``0.5 * (x * (g_c + g_s) + |x| * |g_c - g_s|)``. Its derivatives are
-    ``torch.maximum``'s rules exactly, because ``d|u|/du`` is ``sign(u)`` with ``sign(0) = 0``: d/dx is
-    ``max(g_c, g_s)`` for x > 0, ``min`` for x < 0 and their mean at x == 0 (maximum's tie of two zero products);
-    d/dg_c is x where ``x g_c`` is the larger product, 0 where it is the smaller and ``x / 2`` for equal gates. The
-    values equal the plain formula's up to rounding (a few ulp; ``tests/networks/blocks/test_fused_scse.py``).
-
-    Why not a select (``x * where(x > 0, max(g_c, g_s), min(g_c, g_s))``, bitwise the formula): inductor's
-    partitioner then saves the masks ``x > 0`` and ``x < 0`` from the forward loop for backward, which costs memory
-    (two bytes per element) and, measured on CPU (``docs/performance.md``), makes the fused forward loop several
-    times slower; this form has no masks, and its backward needs only x. Under ``torch.compile`` the squeeze is a
-    channel reduction (see :func:`spatial_squeeze`), and in training the call is a checkpoint region, so that only x
-    is kept (without it the partitioner kept ``|x|`` as well).
-    """
-    with torch.autocast(x.device.type, enabled=False):
-        dtype = gate_dtype(g_c, weight)
-        g_s = spatial_gate(x, weight, bias, dtype)
-        g_c, xd = g_c.to(dtype), x.to(dtype)
-        return (0.5 * (xd * (g_c + g_s) + xd.abs() * (g_c - g_s).abs())).to(x.dtype)
+    if torch._C._are_functorch_transforms_active():
+        return scse_max_reference(x, g_c, weight, bias)
+    dtype = gate_dtype(g_c, weight)
+    xd = x.to(dtype)
+    out = xd * g_c.to(dtype)
+    return torch.maximum(out, xd * spatial_gate(x, weight, bias, dtype), out=out).to(x.dtype)
 
 
 class SCSEMaxFunction(torch.autograd.Function):
     """``max(x * g_c, x * sigmoid(conv1x1(x; weight, bias)))`` keeping only ``x``, ``g_c``, ``weight``, ``bias``.
 
     See the module docstring. The products are computed in the gates' precision (float32 for half-precision ``x``)
-    and the result is cast to ``x.dtype``; for float32/float64 inputs forward is bitwise the plain formula.
+    and the result is cast to ``x.dtype``; forward is bitwise :func:`scse_max_reference`.
     """
 
     generate_vmap_rule = True
@@ -175,7 +132,7 @@ class SCSEMaxFunction(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             dtype = gate_dtype(g_c, weight)
             xd, gcd, wd = x.to(dtype), g_c.to(dtype), weight.to(dtype)
-            g_s = torch.sigmoid(spatial_squeeze(xd, wd, bias.to(dtype)))
+            g_s = spatial_gate(xd, wd, bias, dtype)
             gd = grad.to(dtype)
             grads = _branch_grads_in_place(xd, gcd, g_s, gd, g_c) if _in_place_ok(x) else None
             if grads is None:  # the general path: out-of-place, any device, NaN included
@@ -188,13 +145,27 @@ class SCSEMaxFunction(torch.autograd.Function):
             # the squeeze's weight gradient, sum over batch and space of x * dL/dq, as one batched product
             b, c = x.shape[0], x.shape[1]
             grad_w = torch.bmm(grad_pre.reshape(b, 1, -1), xd.reshape(b, c, -1).transpose(1, 2)).sum(0)
-            grad_w = grad_w.reshape(weight.shape)
             w_b = wd.reshape(1, -1, *[1] * (x.ndim - 2))
             if torch.is_grad_enabled():  # create_graph (double backward): out-of-place ops only
                 grad_x = grad_p * gcd + grad_q * g_s + grad_pre * w_b
             else:  # reuse the buffers: this runs at the training step's memory peak
                 grad_x = grad_p.mul_(gcd).addcmul_(grad_q, g_s).addcmul_(grad_pre, w_b)
-        return grad_x.to(x.dtype), grad_g_c, grad_w.to(weight.dtype), grad_pre.sum().reshape(bias.shape).to(bias.dtype)
+        grad_bias = grad_pre.sum().reshape(bias.shape).to(bias.dtype)
+        return grad_x.to(x.dtype), grad_g_c, grad_w.reshape(weight.shape).to(weight.dtype), grad_bias
+
+
+def _gate_grad(grad: torch.Tensor, x: torch.Tensor, g_c: torch.Tensor) -> torch.Tensor:
+    """``(grad * x)`` summed to the shape of the channel gate ``g_c``.
+
+    For the usual per-sample gate (B, C, 1, ...) a batched dot product per (sample, channel), which reads both maps
+    once and allocates no full-size temporary (3x faster than the product and its sum at the bundle's first layer);
+    any other broadcast shape is summed generically.
+    """
+    b, c = x.shape[0], x.shape[1]
+    if g_c.shape == (b, c, *[1] * (x.ndim - 2)):
+        dot = torch.bmm(grad.reshape(b * c, 1, -1), x.reshape(b * c, -1, 1))
+        return dot.view(g_c.shape).to(g_c.dtype)
+    return (grad * x).sum_to_size(g_c.shape).to(g_c.dtype)
 
 
 def _in_place_ok(x: torch.Tensor) -> bool:
@@ -208,13 +179,11 @@ def _branch_grads_in_place(
     """``torch.maximum``'s gradients for ``p = x g_c``, ``q = x g_s`` and the two gate sums, in three full-size buffers.
 
     The general path (:func:`_maximum_grads`) builds three masks, a ``where``, a copy and two masked fills, each a
-    fresh full-size tensor; on CPU every fresh tensor pays its page faults again (``docs/performance.md``), which made
-    that path most of scSE's eager backward. Here ``s = sign(p - q)`` selects exactly: for finite products ``p - q``
-    is 0 only where ``p == q`` (IEEE subtraction with gradual underflow), so ``grad_p = grad / 2 (1 + s)`` and
-    ``grad_q = grad / 2 (1 - s)`` are ``grad``, ``grad / 2`` or 0 as maximum's rule says. Where that fails (a NaN
-    product, ``inf - inf``, a non-finite ``grad`` times 0) the result holds a NaN, every NaN reaches one of the two
-    gate sums, and ``None`` is returned, so that the caller takes the general path, which follows maximum's rule for
-    NaN too.
+    fresh full-size tensor whose page faults CPU memory pays again. Here ``s = sign(p - q)`` selects exactly: for
+    finite products ``p - q`` is 0 only where ``p == q`` (IEEE subtraction with gradual underflow), so
+    ``grad_p = grad / 2 (1 + s)`` and ``grad_q = grad / 2 (1 - s)`` are ``grad``, ``grad / 2`` or 0 as maximum's rule
+    says. Where that fails (a NaN product, ``inf - inf``, a non-finite ``grad`` times 0) a NaN reaches one of the two
+    gate sums and ``None`` is returned, so that the caller takes the general path, which follows maximum's NaN rule.
 
     Args:
         x: the layer's input, in the gates' dtype.
@@ -242,51 +211,28 @@ def _branch_grads_in_place(
 def _maximum_grads(p: torch.Tensor, q: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradients of ``torch.maximum(p, q)``: ``where(p == q, grad / 2, grad)``, zeroed where the other is larger.
 
-    The rule of PyTorch's ``derivatives.yaml``, NaN included (a NaN product gives both sides the full gradient). The
-    products are released as soon as the masks exist (the caller passes temporaries).
+    The rule of PyTorch's ``derivatives.yaml``, NaN included (a NaN product gives both sides the full gradient).
+    Out-of-place, so that it is differentiable under ``create_graph``.
     """
-    eq, lt, gt = p == q, p < q, p > q
-    del p, q
-    if torch.is_grad_enabled():
-        half = torch.where(eq, grad * 0.5, grad)
-        return half.masked_fill(lt, 0.0), half.masked_fill(gt, 0.0)
-    grad_p = torch.where(eq, grad * 0.5, grad)
-    grad_q = grad_p.clone()
-    return grad_p.masked_fill_(lt, 0.0), grad_q.masked_fill_(gt, 0.0)
+    half = torch.where(p == q, grad * 0.5, grad)
+    return half.masked_fill(p < q, 0.0), half.masked_fill(p > q, 0.0)
 
 
 @torch.jit.unused
-def _scse_max_eager(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    if torch.compiler.is_compiling():
-        # torch.export (and the ONNX exporter on it) traces here too: an exported program keeps plain ops
-        kernel = not torch.compiler.is_exporting() and fused_cpu.usable(x, g_c, weight, bias)
-        fn = scse_max_cpu if kernel else scse_max_abs
-        if torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(fn, x, g_c, weight, bias, use_reentrant=False)
-        return fn(x, g_c, weight, bias)
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return scse_max_formula(x, g_c, weight, bias)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, g_c, weight, bias)):
-        return SCSEMaxFunction.apply(x, g_c, weight, bias)
-    return _scse_max_values(x, g_c, weight, bias)  # no autograd: no function state at all
-
-
-def _scse_max_values(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The max-out's values, computed without autograd (inference, and :class:`SCSEMaxFunction`'s forward).
-
-    A blocked max-out writes into the output and bounds the temporaries to one block; its products promote x and g_c
-    to the gates' dtype exactly as :func:`scse_max_formula`'s casts do, so the values are bitwise the formula's.
-    Under ``torch.func`` transforms it is the formula itself (``out=`` ops have no batching rule).
-    """
-    if torch._C._are_functorch_transforms_active():
-        return scse_max_formula(x, g_c, weight, bias)
+def _dispatch(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The one place that picks the path (see the module docstring); autocast is off in all three."""
     with torch.autocast(x.device.type, enabled=False):
-        g_s = spatial_gate(x, weight, bias, gate_dtype(g_c, weight))
-        return maxout_blocked(x, g_c, g_s).to(x.dtype)
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            if torch.compiler.is_compiling() and torch.is_grad_enabled():  # keep only x for compiled backward
+                return torch.utils.checkpoint.checkpoint(scse_max_reference, x, g_c, weight, bias, use_reentrant=False)
+            return scse_max_reference(x, g_c, weight, bias)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (x, g_c, weight, bias)):
+            return SCSEMaxFunction.apply(x, g_c, weight, bias)
+        return _scse_max_values(x, g_c, weight, bias)
 
 
 def scse_max(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``max(x * g_c, x * sigmoid(conv1x1(x; weight, bias)))``, the max-out scSE as :class:`SCSEMaxFunction`.
+    """``max(x * g_c, x * sigmoid(conv1x1(x; weight, bias)))``, the max-out scSE (values of :func:`scse_max_reference`).
 
     Args:
         x: feature map (batch, channels, *spatial), 1 to 3 spatial dimensions.
@@ -299,4 +245,4 @@ def scse_max(x: torch.Tensor, g_c: torch.Tensor, weight: torch.Tensor, bias: tor
     """
     if torch.jit.is_scripting():
         return scse_max_reference(x, g_c, weight, bias)
-    return _scse_max_eager(x, g_c, weight, bias)
+    return _dispatch(x, g_c, weight, bias)

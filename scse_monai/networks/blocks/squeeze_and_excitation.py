@@ -21,7 +21,6 @@ from monai.networks.layers.factories import Conv
 from monai.utils import look_up_option
 
 from scse_monai.networks.blocks.fused_scse import gate_dtype, scse_max, spatial_gate, spatial_squeeze
-from scse_monai.networks.blocks.maxout import maxout_recalibrate
 from scse_monai.utils.enums import SEAggregation
 
 __all__ = ["SpatialSELayer", "ChannelSpatialSELayer", "check_input_rank"]
@@ -29,16 +28,9 @@ __all__ = ["SpatialSELayer", "ChannelSpatialSELayer", "check_input_rank"]
 
 def check_input_rank(x: torch.Tensor, spatial_dims: int) -> None:
     """Raise ``ValueError`` unless ``x`` is (batch, channels, *spatial) with ``spatial_dims`` spatial axes."""
-    if x.ndim != spatial_dims + 2:
-        raise ValueError(
-            "expected input of shape (batch, channels, "
-            + str(spatial_dims)
-            + " spatial dims), i.e. "
-            + str(spatial_dims + 2)
-            + " dimensions, got "
-            + str(x.ndim)
-            + " dimensions"
-        )
+    if x.ndim != spatial_dims + 2:  # (string concatenation: TorchScript has no f-strings)
+        raise ValueError("expected input of shape (batch, channels, " + str(spatial_dims) + " spatial dims), i.e. "
+                         + str(spatial_dims + 2) + " dimensions, got " + str(x.ndim) + " dimensions")
 
 
 class SpatialSELayer(nn.Module):
@@ -119,23 +111,15 @@ class ChannelSpatialSELayer(nn.Module):
       learned 1x1 convolution 2C -> C with bias, i.e. the linear part the next layer would otherwise have to
       absorb; it adds 2C^2 + C parameters. This projection is our choice, not the paper's.
 
-    With gates g_c, g_s in (0, 1), max-out equals ``u * max(g_c, g_s)`` where u >= 0 and ``u * min(g_c, g_s)``
-    where u < 0; :mod:`scse_monai.networks.blocks.maxout` uses that to avoid keeping full-size intermediates.
-
     Args:
         spatial_dims: number of spatial dimensions, 1, 2 or 3.
         in_channels: number of input channels C.
         r: reduction ratio of the cSE bottleneck (hidden width C // r). Defaults to 2, the paper's best (Table V).
         aggregation: ``"max"``, ``"add"``, ``"mul"`` or ``"concat"``, see above. Defaults to ``"max"``.
-        memory_efficient: for ``"max"``: with autograd on, compute the sSE squeeze and the max-out in one
-            :class:`~scse_monai.networks.blocks.fused_scse.SCSEMaxFunction` that keeps only the input (which the sSE
-            convolution keeps anyway) and the small gates for backward, not the two full-size products; without grad,
-            a blocked max-out with one block-sized temporary (:mod:`.maxout`). Same values and gradients as the plain
-            formula, in-place ops after the block, double backward and ``torch.func`` included
-            (``tests/networks/blocks/test_drop_in.py``). Under ``torch.compile``, a fused C kernel on CPU in float32
-            (:mod:`~scse_monai.networks.blocks.fused_cpu`, built on first use where a C compiler exists), else one
-            formula inductor fuses; both keep only the input for backward
-            (:mod:`~scse_monai.networks.blocks.fused_scse`). ``False``: the plain formula. Defaults to True.
+        memory_efficient: for ``"max"``: :func:`~scse_monai.networks.blocks.fused_scse.scse_max`, whose training
+            path keeps only the input (which the sSE squeeze keeps anyway) and the small gates for backward, not the
+            two full-size products, with the plain formula's values and gradients (in-place ops after the block
+            included; ``tests/networks/blocks/test_drop_in.py``). ``False``: the plain formula. Defaults to True.
 
     Under autocast the cSE squeeze and MLP, the sSE squeeze and both sigmoids run in float32 (half-precision gates
     saturate); the output has the input's dtype.
@@ -216,14 +200,10 @@ class ChannelSpatialSELayer(nn.Module):
         g_c = self.channel_gate(x)
         bias = self.sse.conv.bias
         if self.aggregation == "max" and self.memory_efficient and bias is not None:
-            # training: the sSE squeeze and the max-out in one step that keeps no full-size product for backward;
-            # inference: a blocked max-out; torch.compile: the fused CPU kernel or one formula (scse_max_abs)
-            return scse_max(x, g_c, self.sse.conv.weight, bias)
+            return scse_max(x, g_c, self.sse.conv.weight, bias)  # its three paths: see fused_scse
         g_s = self.sse.gate(x)
-        if self.aggregation == "max":
-            # reached by the plain formula, or by a bias-less sSE convolution (only a user's surgery removes it);
-            # without grad, memory_efficient bounds the temporaries to one block (same values)
-            out = maxout_recalibrate(x, g_c, g_s) if self.memory_efficient else torch.maximum(x * g_c, x * g_s)
+        if self.aggregation == "max":  # the plain formula (or a bias-less sSE convolution, after a user's surgery)
+            out = torch.maximum(x * g_c, x * g_s)
         elif self.aggregation == "add":
             out = x * (g_c + g_s)
         elif self.aggregation == "mul":

@@ -11,9 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from torch._inductor.utils import run_and_get_code
+from torch.func import functional_call, jacrev, vmap
 
-from scse_monai.networks.blocks import ChannelSpatialSELayer, SpatialSELayer, cpu_kernel, fused_cpu
+from scse_monai.networks.blocks import ChannelSpatialSELayer, SpatialSELayer
 from scse_monai.networks.layers import get_se_layer
 
 SPECS = {
@@ -178,50 +178,49 @@ def test_torchscript_equals_eager(name, train) -> None:
     torch.testing.assert_close(scripted(x), layer(x))
 
 
-@pytest.mark.parametrize("name", ["scse_max", "scse_concat"])
-def test_onnx_export_equals_eager(name, tmp_path) -> None:
+class _AllLayers(nn.Module):
+    """Every layer of SPECS in turn, each followed by in-place ops (``InplaceAfter``): one model, one export."""
+
+    def __init__(self, dims: int, channels: int = 4) -> None:
+        super().__init__()
+        self.units = nn.ModuleList(
+            InplaceAfter(_layer(name, dims, channels, torch.float32, seed=i), dims, channels)
+            for i, name in enumerate(SPECS)
+        )
+
+    def forward(self, x):
+        for unit in self.units:
+            x = unit(x)
+        return x
+
+
+def test_onnx_export_equals_eager(tmp_path) -> None:
+    """Every layer (one model holding them all, each followed by in-place ops), through onnxruntime."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    layer = _layer(name, 2, 4, dtype=torch.float32).eval()
+    model = _AllLayers(2).eval()
     x = torch.randn(1, 4, 8, 8)
-    path = tmp_path / f"{name}.onnx"
-    torch.onnx.export(layer, (x,), str(path), input_names=["x"], output_names=["y"])
+    path = tmp_path / "all_layers.onnx"
+    torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"])
     (out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})
     with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(out), layer(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.fixture(params=["fused_cpu_kernel", "generated_code"])
-def compiled_path(request, monkeypatch) -> str:
-    """The two paths torch.compile takes on CPU: the fused kernel's operators, or inductor's code for the formula
-    (where no C compiler can build the kernel, and for other dtypes and devices)."""
-    if request.param == "generated_code":
-        monkeypatch.setattr(fused_cpu, "usable", lambda *args: False)
-    elif cpu_kernel.load() is None:
-        pytest.skip("no C compiler to build the fused CPU kernel")
-    return request.param
-
-
-def _assert_path(code: list[str], path: str) -> None:
-    called = any("torch.ops.scse_monai.scse_max" in source for source in code)
-    assert called == (path == "fused_cpu_kernel"), path
-
-
-def test_torch_compile_one_graph_and_eager_gradients(compiled_path) -> None:
+def test_torch_compile_one_graph_and_eager_gradients() -> None:
+    """The max-out (the one layer with a compiled path of its own), compiled in training: one graph, no break;
+    eager's values and every gradient."""
     torch._dynamo.reset()
     layer = _layer("scse_max", 2, 4, dtype=torch.float32)
     model = InplaceAfter(layer, 2, 4)
     x = torch.randn(2, 4, 6, 6)
     explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
-    compiled = torch.compile(model)
-    _, code = run_and_get_code(compiled, x)
-    _assert_path(code, compiled_path)
-    _compare_modules(compiled, model, x, rtol=1e-5, atol=1e-5)
+    _compare_modules(torch.compile(model), model, x, rtol=1e-5, atol=1e-5)
     torch._dynamo.reset()
 
 
-def test_torch_compile_inference_one_graph_and_eager_values(compiled_path) -> None:
+def test_torch_compile_inference_one_graph_and_eager_values() -> None:
     """Without grad, torch.compile sees the same formula as in training (one graph), with eager's values."""
     torch._dynamo.reset()
     layer = _layer("scse_max", 3, 4, dtype=torch.float32).eval()
@@ -229,10 +228,46 @@ def test_torch_compile_inference_one_graph_and_eager_values(compiled_path) -> No
     with torch.no_grad():
         explanation = torch._dynamo.explain(layer)(x)
         assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
-        out, code = run_and_get_code(torch.compile(layer), x)
-        _assert_path(code, compiled_path)
-        torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.compile(layer)(x), layer(x), rtol=1e-5, atol=1e-6)
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_double_backward_equals_the_formula(name) -> None:
+    """The gradient of a gradient norm (as in a gradient penalty), through the block, equals the formula's."""
+    layer = _layer(name, 2, 4)
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    x[:, :, ::2] = 0.0  # ties of the max-out
+
+    def second_order(module: nn.Module) -> tuple[torch.Tensor, ...]:
+        xi = x.clone().requires_grad_()
+        inputs = [xi, *module.parameters()]
+        grads = torch.autograd.grad(module(xi).square().sum(), inputs, create_graph=True)
+        return torch.autograd.grad(sum(g.square().sum() for g in grads), inputs)
+
+    for a, b in zip(second_order(layer), second_order(_Formula(layer)), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_torch_func_on_the_block_equals_the_formula(name) -> None:
+    """``jacrev`` over the input and the parameters, ``vmap`` over samples, through ``functional_call``."""
+    layer = _layer(name, 2, 3)
+    params = dict(layer.named_parameters())
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+
+    def ours(p, xi):
+        return functional_call(layer, p, (xi,))
+
+    def ref(p, xi):
+        return functional_call(_Formula(layer), {f"layer.{k}": v for k, v in p.items()}, (xi,))
+
+    (jac_params, jac_x), (ref_params, ref_x) = (jacrev(f, argnums=(0, 1))(params, x) for f in (ours, ref))
+    assert set(jac_params) == set(params) == set(ref_params)
+    torch.testing.assert_close(jac_params, ref_params)
+    torch.testing.assert_close(jac_x, ref_x)
+    batched = vmap(lambda xi: ours(params, xi[None])[0])(x)
+    torch.testing.assert_close(batched, formula(layer, x))
 
 
 class _ResidualUnit(nn.Module):
@@ -250,7 +285,7 @@ class _ResidualUnit(nn.Module):
         return self.out(self.se(self.act(self.norm(self.conv(x))) + self.residual(x)))
 
 
-def test_torch_compile_keeps_no_extra_activation_for_backward(compiled_path) -> None:
+def test_torch_compile_keeps_no_extra_activation_for_backward() -> None:
     """Compiled, the scSE layer costs no full-size tensor saved for backward over the same unit without it.
 
     Its formula runs in a non-reentrant checkpoint region, so inductor's partitioner keeps the region's input x
@@ -280,20 +315,21 @@ def test_torch_compile_keeps_no_extra_activation_for_backward(compiled_path) -> 
 
 
 def test_ddp_gradients_equal_single_process(tmp_path) -> None:
-    """DistributedDataParallel (gloo, one process, a file store: no network) gives the module's gradients."""
+    """DistributedDataParallel (gloo, one process, a file store: no network) gives the module's gradients, for
+    every layer."""
     assert not dist.is_initialized()
     store = dist.FileStore(str(tmp_path / "store"), 1)
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
     try:
-        layer = _layer("scse_max", 2, 4, dtype=torch.float32)
-        model = InplaceAfter(layer, 2, 4)
-        ddp = nn.parallel.DistributedDataParallel(InplaceAfter(_layer("scse_max", 2, 4, torch.float32), 2, 4))
-        ddp.module.load_state_dict(model.state_dict())
-        x = torch.randn(2, 4, 6, 6)
-        ddp(x).square().sum().backward()
-        model(x).square().sum().backward()
-        for (name, a), b in zip(ddp.module.named_parameters(), model.parameters(), strict=True):
-            torch.testing.assert_close(a.grad, b.grad, msg=lambda m, n=name: f"{n}: {m}")
+        for name in SPECS:
+            model = InplaceAfter(_layer(name, 2, 4, dtype=torch.float32), 2, 4)
+            ddp = nn.parallel.DistributedDataParallel(InplaceAfter(_layer(name, 2, 4, torch.float32), 2, 4))
+            ddp.module.load_state_dict(model.state_dict())
+            x = torch.randn(2, 4, 6, 6)
+            ddp(x).square().sum().backward()
+            model(x).square().sum().backward()
+            for (param, a), b in zip(ddp.module.named_parameters(), model.parameters(), strict=True):
+                torch.testing.assert_close(a.grad, b.grad, msg=lambda m, n=f"{name}.{param}": f"{n}: {m}")
     finally:
         dist.destroy_process_group()
 

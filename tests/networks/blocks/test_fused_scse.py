@@ -1,8 +1,9 @@
-"""SCSEMaxFunction, the default max-out scSE training path, against autograd of the plain formula.
+"""scse_max's three paths against the plain formula (``scse_max_reference``).
 
-Every case compares the values and *all* gradients (x, the channel gate, the sSE weight and bias) with
-``torch.autograd`` on ``max(x * g_c, x * sigmoid(conv1x1(x)))``: ties, x == 0, negative x, saturated gates, double
-backward and ``torch.func``.
+The training path (SCSEMaxFunction): every case compares the values and *all* gradients (x, the channel gate, the sSE
+weight and bias) with ``torch.autograd`` on ``max(x * g_c, x * sigmoid(conv1x1(x)))``: ties, x == 0, negative x,
+saturated gates, NaN, double backward and ``torch.func``. The no-grad path: bitwise the formula's values. The graph
+path: TorchScript and tracing see the formula (compile, ONNX and DDP: ``test_drop_in.py``).
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, jacrev, vmap
 
-from scse_monai.networks.blocks import fused_scse
+from scse_monai.networks.blocks import ChannelSpatialSELayer, fused_scse
 from scse_monai.networks.blocks.fused_scse import (
     SCSEMaxFunction,
     _spatial_squeeze_reduction,
     scse_max,
-    scse_max_abs,
     scse_max_reference,
     spatial_squeeze,
 )
+from scse_monai.networks.nets import SEUNet
 
 SHAPES = [(2, 4, 7), (2, 4, 5, 6), (1, 3, 4, 4, 3)]
 
@@ -157,14 +158,6 @@ def test_function_is_the_default_training_path() -> None:
     assert SCSEMaxFunction.generate_vmap_rule
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_compiled_formulation_equals_the_plain_formula(case) -> None:
-    """What torch.compile sees: the formula's values up to rounding, and its gradients at x == 0, equal and
-    saturated gates (torch.maximum's tie rule) and for negative x."""
-    inputs = _inputs((2, 4, 5, 6), case)
-    _assert_same_grads(scse_max_abs, scse_max_reference, inputs, rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_compiled_squeeze_is_the_1x1_convolution(shape, with_bias) -> None:
@@ -213,3 +206,64 @@ def test_nan_and_inf_inputs_follow_torch_maximums_rule() -> None:
     up = torch.ones_like(ref)
     for a, r in zip(torch.autograd.grad(out, inputs, up), torch.autograd.grad(ref, inputs, up), strict=True):
         torch.testing.assert_close(a, r, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_no_grad_path_is_bitwise_the_formula(shape, case, dtype) -> None:
+    x, g_c, w, b = (t.detach() for t in _inputs(shape, case))
+    x = x.to(dtype)
+    with torch.no_grad():
+        out = scse_max(x, g_c, w, b)
+    assert out.dtype == dtype and not out.requires_grad
+    assert torch.equal(out, scse_max_reference(x, g_c, w, b))
+    with torch.inference_mode():
+        assert torch.equal(scse_max(x, g_c, w, b), out)
+
+
+def test_values_are_x_times_the_selected_gate() -> None:
+    # Independent form (the gates lie in (0, 1)): x * max(g_c, g_s) where x >= 0, x * min(g_c, g_s) where x < 0.
+    x, g_c, w, b = (t.detach() for t in _inputs((2, 3, 4, 5), seed=3))
+    g_s = torch.sigmoid(F.conv2d(x, w, b))
+    expected = torch.where(x >= 0, x * torch.maximum(g_c, g_s), x * torch.minimum(g_c, g_s))
+    for grad_mode in (False, True):
+        with torch.set_grad_enabled(grad_mode):
+            torch.testing.assert_close(scse_max(x, g_c, w.requires_grad_(grad_mode), b), expected)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_layer_memory_efficient_matches_plain(spatial_dims) -> None:
+    torch.manual_seed(0)
+    plain = ChannelSpatialSELayer(spatial_dims, 8, memory_efficient=False).double()
+    fused = ChannelSpatialSELayer(spatial_dims, 8, memory_efficient=True).double()
+    fused.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 8, *([6] * spatial_dims), dtype=torch.float64, requires_grad=True)
+    y_plain, y_fused = plain(x), fused(x)
+    assert torch.equal(y_plain, y_fused)
+    grad = torch.randn_like(y_plain)
+    g_plain = torch.autograd.grad(y_plain, [x, *plain.parameters()], grad)
+    g_fused = torch.autograd.grad(y_fused, [x, *fused.parameters()], grad)
+    for a, b in zip(g_plain, g_fused, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_seunet_scripts_and_traces(spatial_dims) -> None:
+    torch.manual_seed(0)
+    net = SEUNet(spatial_dims, 1, 3, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, se="scse").eval()
+    x = torch.randn(1, 1, *([16] * spatial_dims))
+    with torch.no_grad():
+        expected = net(x)
+        scripted = torch.jit.script(net)
+        torch.testing.assert_close(scripted(x), expected)
+        traced = torch.jit.trace(net, x)
+        torch.testing.assert_close(traced(x), expected)
+    # the traced graph holds the plain formula, not the Python autograd.Function
+    assert "PythonOp" not in str(traced.graph)
+
+
+def test_script_function_directly() -> None:
+    scripted = torch.jit.script(scse_max)
+    x, g_c, w, b = (t.detach() for t in _inputs((2, 4, 5, 6), "x_zero"))
+    assert torch.equal(scripted(x, g_c, w, b), scse_max_reference(x, g_c, w, b))
