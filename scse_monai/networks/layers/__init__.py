@@ -1,4 +1,4 @@
 from .factories import SE
-from .utils import get_se_layer, normalize_se_spec, se_layer_types
+from .utils import SESpecError, get_se_layer, normalize_se_spec, se_layer_types
 
-__all__ = ["SE", "get_se_layer", "normalize_se_spec", "se_layer_types"]
+__all__ = ["SE", "SESpecError", "get_se_layer", "normalize_se_spec", "se_layer_types"]

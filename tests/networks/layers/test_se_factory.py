@@ -9,8 +9,9 @@ from monai.bundle import ConfigParser
 from monai.networks.blocks import ChannelSELayer
 from parameterized import parameterized
 
+from scse_monai.errors import InvalidInputError
 from scse_monai.networks.blocks import ChannelSpatialSELayer, SpatialSELayer
-from scse_monai.networks.layers import SE, get_se_layer
+from scse_monai.networks.layers import SE, SESpecError, get_se_layer, normalize_se_spec
 
 
 @parameterized.expand([("cse", ChannelSELayer), ("SSE", SpatialSELayer), ("ScSe", ChannelSpatialSELayer)])
@@ -53,6 +54,41 @@ def test_get_se_layer_specs() -> None:
 def test_malformed_spec() -> None:
     with pytest.raises(TypeError, match="Layer specifiers"):
         get_se_layer(("scse", "r=2"), 2, 4)
+
+
+@parameterized.expand(
+    [
+        ("cse_r_zero", ("cse", {"r": 0}), 2, 8, r"r must be an integer in \[1, in_channels=8\].*got r=0"),
+        ("cse_r_too_large", ["cse", {"r": 9}], 2, 8, r"in_channels=8.*got r=9"),
+        ("cse_r_float", ("cse", {"r": 2.0}), 2, 8, r"got r=2\.0"),
+        ("scse_r_zero", ("scse", {"r": 0}), 2, 8, r"r must be.*got r=0"),
+        ("spatial_dims_4", "scse", 4, 8, r"spatial_dims must be 1, 2 or 3 for an SE layer, got 4"),
+        ("spatial_dims_0_cse", "cse", 0, 8, r"spatial_dims must be 1, 2 or 3"),
+        ("in_channels_0", "sse", 2, 0, r"in_channels must be a positive integer for an SE layer, got 0"),
+        ("unknown_name", "scsee", 2, 8, r"se=.scsee.: By .SCSEE., did you mean .SCSE."),
+        ("dict_spec", {"name": "scse", "r": 2}, 2, 8, r"se=\{'name': 'scse', 'r': 2\}: a dict is not an SE spec\. "
+         r"Write \['scse', \{'r': 2\}\] instead\. Accepted: .*registered names: cse, scse, sse"),
+        ("dict_without_name", {"r": 2}, 2, 8, r"a dict is not an SE spec\. Accepted"),
+        ("three_elements", ["scse", {"r": 2}, 3], 2, 8, r"se=\['scse', \{'r': 2\}, 3\]: .*Accepted"),
+        ("not_a_spec", 5, 2, 8, r"se=5: .*Accepted"),
+        ("unknown_argument", ("scse", {"ratio": 2}), 2, 8,
+         r"se arguments \{'ratio': 2\} do not fit ChannelSpatialSELayer.*unexpected keyword argument 'ratio'"),
+    ]
+)
+def test_bad_arguments_are_value_errors_naming_the_argument(_: str, spec, dims: int, channels: int, message: str):
+    """Issue 25: every bad spec or argument is a ValueError whose message names the argument and what is accepted
+    (MONAI's ChannelSELayer would raise ZeroDivisionError for r=0 and build a zero-width MLP for r > C)."""
+    with pytest.raises(ValueError, match=message) as caught:
+        get_se_layer(spec, spatial_dims=dims, in_channels=channels)
+    assert isinstance(caught.value, InvalidInputError)
+
+
+def test_wrong_form_is_refused_when_a_network_is_built() -> None:
+    """The networks check their spec at construction (normalize_se_spec), not at their first SE layer."""
+    with pytest.raises(SESpecError, match="a dict is not an SE spec"):
+        normalize_se_spec({"name": "scse"})
+    assert normalize_se_spec(["scse", {"r": 2}]) == ["scse", {"r": 2}]
+    assert normalize_se_spec(" None ") is None
 
 
 class ToySE(nn.Module):
