@@ -5,15 +5,19 @@ What bad input and the file system can throw -- :class:`~scse_monai.errors.Inval
 family (missing, unreadable or unwritable paths, a full disk), JSON and other ``ValueError`` s -- is printed as one
 line naming the path, and the command exits with status 2. Programming errors (``TypeError``, ``AttributeError``,
 ...) still end with their traceback, so that they get reported and fixed rather than mistaken for bad input.
+Ctrl-C prints one line ``scse-monai <command>: interrupted`` and exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from scse_monai.errors import InvalidInputError
 
@@ -62,22 +66,56 @@ def error_line(e: BaseException) -> str:
     return " ".join(text.split())  # one line
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser, chosen = _build_parser(argv)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    module = importlib.import_module(COMMANDS[args.command][0])
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while modules are imported, then deliver it as ``KeyboardInterrupt``.
+
+    A ``KeyboardInterrupt`` raised inside an extension module's import (numpy, torch) comes out as an
+    ``ImportError`` with a traceback; meanwhile SIGINT only records that it came.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+    received: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _run(argv: list[str]) -> int:
+    with _interrupts_deferred():
+        parser, _ = _build_parser(argv)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
     except (InvalidInputError, OSError, ValueError) as e:
         print(f"scse-monai {args.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    Ctrl-C (``KeyboardInterrupt``) at any point -- while torch and MONAI are imported, while arguments are parsed,
+    while the command runs -- ends with one line ``scse-monai <command>: interrupted`` and status 130 (128 + SIGINT,
+    the shell's convention); the commands' ``finally`` blocks and atomic writers have removed their temporaries by
+    then.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(argv)
     except KeyboardInterrupt:
-        print(f"scse-monai {args.command}: interrupted", file=sys.stderr)
+        chosen = next((a for a in argv if not a.startswith("-")), None)
+        name = f"scse-monai {chosen}" if chosen in COMMANDS else "scse-monai"
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -68,6 +68,9 @@ def load_datalist(path: str | os.PathLike) -> dict:
             a list of objects, a file entry is not a string, a fold not an integer, or a name unsafe as a file name.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO named datalist.json would block the read for ever
+        raise InvalidInputError("datalist is not a regular file (a folder, FIFO, socket or device); expected "
+                                "datalist.json", path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:

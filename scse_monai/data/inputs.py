@@ -57,7 +57,9 @@ def check_inference_input(path: str | os.PathLike) -> None:
     if path.is_dir():
         from scse_monai.data.dicom import read_dicom_series
 
-        read_dicom_series(path, with_pixels=False)
+        # pixels decoded too, as the converter does: a slice whose compressed data (JPEG 2000, ...) has no decoder
+        # here or is damaged fails here, naming the slice, not inside the image loader without a file name
+        read_dicom_series(path, with_pixels=True)
         return
     from scse_monai.data.nifti import read_nifti
 
@@ -154,17 +156,20 @@ def list_inference_inputs(
         )
     single = len(found) == 1 and found[0] == root
     good: list[Path] = []
+    failures: list[str] = []
     for p in found:
         try:
             check_inference_input(p)
         except InvalidInputError as e:
             if single:
                 raise
-            logger.warning("skipped input: %s", str(e).replace("\n", " "))
+            failures.append(str(e).replace("\n", " "))
+            logger.warning("skipped input: %s", failures[-1])
             continue
         good.append(p)
-    if not good:
-        raise InvalidInputError(f"none of the {len(found)} inputs found passed the checks (see the warnings)", root)
+    if not good:  # the first failure named here too: the message names the file at fault, not only the folder
+        raise InvalidInputError(f"none of the {len(found)} inputs found passed the checks (see the warnings); the "
+                                f"first: {failures[0]}", root)
     if output_format == "dicom_seg":
         for p in good:
             if not p.is_dir():

@@ -95,6 +95,11 @@ def read_nifti(path: str | os.PathLike, what: str = "NIfTI image"):
 
     path = Path(path)
     check_regular_file(path, what)
+    try:  # nibabel reports an unreadable file as "Could not read file", without the reason
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise InvalidInputError(f"cannot read {what} ({e.strerror or e})", path) from e
     try:
         img = nib.load(str(path))
         header = img.header

@@ -39,6 +39,8 @@ def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(folder) / MARKER
     if not path.exists() and not path.is_symlink():
         return None
+    if not path.is_file():  # a FIFO would block the read
+        raise InvalidInputError("output marker is not a regular file; remove the folder or choose another one", path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

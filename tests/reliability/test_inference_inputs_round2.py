@@ -112,7 +112,7 @@ def _dicom_huge_declared(folder: Path) -> tuple[Path, str]:
 def _name_collision(folder: Path) -> tuple[Path, str]:
     _volume(folder / "scan.nii")
     _volume(folder / "scan.nii.gz")
-    return folder, "scan_seg.nii.gz"
+    return folder, "would both be saved as scan_seg"
 
 
 def _nifti_fifo(folder: Path) -> tuple[Path, str]:

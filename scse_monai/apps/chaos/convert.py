@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -268,6 +269,11 @@ def _read_sidecar(path: Path, case: ChaosCase) -> dict | None:
     return {"status": "skipped", "entry": entry, "warnings": [str(w) for w in warnings]}
 
 
+def _ignore_interrupt() -> None:
+    """Worker initializer: leave SIGINT (Ctrl-C) to the main process, which stops the run."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _convert_worker(case: ChaosCase, out_dir: str, overwrite: bool) -> dict:
     """One case; bad input and filesystem errors fail only this case, programming errors propagate (traceback)."""
     try:
@@ -403,10 +409,16 @@ def _convert_cases(
             for case in cases:
                 collect(case, _convert_worker(case, str(out_dir), overwrite))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # Ctrl-C reaches the whole process group: workers ignore it and finish their case (its files are
+            # written atomically), queued cases are cancelled, and the interrupt ends the run from here
+            with ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupt) as pool:
                 futures = {pool.submit(_convert_worker, c, str(out_dir), overwrite): c for c in cases}
-                for future in as_completed(futures):
-                    collect(futures[future], future.result())
+                try:
+                    for future in as_completed(futures):
+                        collect(futures[future], future.result())
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     finally:
         bar.close()
     training, test = [], []
