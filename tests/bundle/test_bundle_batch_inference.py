@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from monai.bundle import ConfigWorkflow
 
+from scse_monai.apps.chaos.convert import convert_chaos
 from scse_monai.apps.chaos.discover import discover_cases
+from scse_monai.apps.chaos.export import export_submission
 from scse_monai.apps.chaos.phantom import make_phantom
 from scse_monai.data.dicom import read_dicom_series
 
@@ -89,6 +91,14 @@ def test_one_command_segments_a_tree_and_never_overwrites(trained: Path, tree: P
     # the broken series: one warning line, the others ran
     broken = [line for line in log.splitlines() if "broken_series" in line]
     assert len(broken) == 1 and "skipped input" in broken[0] and "img0.dcm" in broken[0], broken
+    assert "[5/5]" in log  # ignite's progress bar counts the series
+
+    # export-submission finds them by the converter's case names and maps them back to the CHAOS slice order
+    report = convert_chaos(tree, tmp_path / "converted", folds=1, seed=0, progress=False)
+    assert not report.failed, report.failed
+    folders = export_submission(out, tmp_path / "converted" / "datalist.json", tmp_path / "submission", ("training",))
+    assert sorted(f.relative_to(tmp_path / "submission").as_posix() for f in folders) == [
+        "CT/1/Results", "MR/1/T1DUAL/Results", "MR/1/T2SPIR/Results"]
 
     before = _snapshot(out)
     second = _infer(trained, tree, out)  # same command again: refused before anything is written

@@ -4,6 +4,8 @@
 
     scse-monai export-submission PRED_DIR DATALIST OUT_DIR [--section test|training|all] [--overwrite]
 
+The case names are those of :mod:`scse_monai.data.naming`, which the converter and the bundle's batch inference
+over a CHAOS tree share, so ``PRED_DIR`` can be the bundle's ``output_dir`` of a run on the raw CHAOS test set.
 For every entry of the chosen datalist section(s) the prediction is found in ``PRED_DIR`` by exact case name
 (``<case>.nii.gz``, ``<case>_seg.nii.gz`` or MONAI SaveImage's ``<case>/<case>_seg.nii.gz``, searched recursively;
 see :func:`scse_monai.apps.chaos.labelmaps.find_prediction`), checked against the entry's label (or image) for voxel
