@@ -133,33 +133,34 @@ def check_source_file(img: object) -> None:
 
 def resampled_size(affine: np.ndarray, shape: Sequence[int], pixdim: Sequence[float] | None = None) \
         -> tuple[np.ndarray, np.ndarray]:
-    """Field of view (mm) of a volume along the RAS axes, and its size (voxels) after resampling to ``pixdim``.
+    """Extent (mm) of a volume along its voxel axes, and its size (voxels) after ``Orientationd`` + ``Spacingd``.
 
-    The field of view is the world bounding box of the voxel grid (what ``Orientationd`` + ``Spacingd`` cover);
-    a ``pixdim`` entry <= 0 (or a missing one) keeps the voxel size of the voxel axis closest to that world axis, as
-    ``Spacingd`` does.
+    Both are given in RAS order (the order after ``Orientationd(axcodes="RAS")``): the voxel axis closest to each
+    world axis. ``Spacingd`` keeps the grid's orientation and scales each axis to the ``pixdim`` entry (one <= 0, or
+    a missing one, keeps that axis' voxel size), so the size is extent / pixdim per axis.
 
     Args:
         affine: the 4x4 voxel -> world affine.
-        shape: the spatial shape.
-        pixdim: the target voxel sizes (mm), or ``None`` for the original ones.
+        shape: the spatial shape (3 entries).
+        pixdim: the target voxel sizes (mm) in RAS order, or ``None`` for the original ones.
 
     Returns:
-        ``(field of view in mm, resampled size in voxels)``, one entry per world axis.
+        ``(extent in mm, resampled size in voxels)``, one entry per axis in RAS order.
     """
     import nibabel as nib
 
-    a = np.asarray(affine, dtype=np.float64)[:3, :3]
-    n = np.asarray(shape, dtype=np.float64)
-    fov = np.abs(a) @ n
-    sizes = np.linalg.norm(a, axis=0)
-    axis_of = nib.io_orientation(np.asarray(affine, dtype=np.float64))[:, 0]
-    spacing = np.empty(3)
-    for voxel_axis, world_axis in enumerate(axis_of):
-        spacing[int(world_axis) if np.isfinite(world_axis) else voxel_axis] = sizes[voxel_axis]
-    target = list(pixdim or [])[:3] + [0.0] * (3 - len(list(pixdim or [])[:3]))
-    spacing = np.where(np.asarray(target, dtype=np.float64) > 0, np.asarray(target, dtype=np.float64), spacing)
-    return fov, np.ceil(fov / np.maximum(spacing, 1e-12))
+    a = np.asarray(affine, dtype=np.float64)
+    sizes = np.linalg.norm(a[:3, :3], axis=0)
+    extent_voxel = sizes * np.asarray(shape, dtype=np.float64)
+    axis_of = nib.io_orientation(a)[:, 0]
+    order = [int(w) if np.isfinite(w) else k for k, w in enumerate(axis_of)]
+    extent, spacing = np.empty(3), np.empty(3)
+    extent[order], spacing[order] = extent_voxel, sizes
+    target = np.zeros(3)
+    given = [float(v) for v in (pixdim or [])][:3]
+    target[: len(given)] = given
+    spacing = np.where(target > 0, target, spacing)
+    return extent, np.ceil(extent / np.maximum(spacing, 1e-12) - 1e-6)
 
 
 class CheckImage(Transform):
