@@ -14,7 +14,11 @@ The README's first command, a thin runner over the bundle. On a fresh clone and 
    bundle's evaluator, which records the predictions and SE gates the figures show;
 5. compares the networks per test case (mean difference, bootstrap 95 % CI, Wilcoxon signed-rank;
    :mod:`scse_monai.apps.stats`) and writes ``DIR/results.json``;
-6. draws the figures and renders ``DIR/report.md`` and ``DIR/report.html`` from ``results.json``.
+6. draws the figures and renders ``DIR/report.md`` and ``DIR/report.html`` from ``results.json``
+   (the text: :mod:`scse_monai.apps.demo_report`).
+
+``DIR`` (default ``demo_output``, ``demo_quick_output`` for ``--quick``) must be new, empty, or an earlier demo's
+folder of the same settings, which resumes (:func:`scse_monai.utils.output_dir.claim_output_dir`).
 
 Every step shows a progress bar; the last line printed is ``report: <path>``.
 """

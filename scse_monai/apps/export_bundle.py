@@ -2,7 +2,8 @@
 
 The copy (``LICENSE``, ``configs/``, ``docs/``) runs with ``python -m monai.bundle run training --bundle_root DIR``
 and serves from MONAI Label's ``<app>/model/<name>_segmentation/`` (MONAI Label takes the task type from the folder
-name). Nothing is overwritten: ``DIR`` must be new or empty.
+name). Nothing is overwritten: ``DIR`` must be new or empty and outside the bundle it copies (a symlink to an empty
+folder is followed); :func:`scse_monai.utils.output_dir.check_output_dir` is the one guard of output folders.
 """
 
 from __future__ import annotations
