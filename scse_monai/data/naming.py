@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,26 +107,18 @@ def series_name(path: str | os.PathLike) -> str:
     return _header_name(path) or safe_name(path.name) or "series"
 
 
-def _key(path: object) -> str:
-    return os.path.normcase(os.path.abspath(str(path)))
 
-
-def output_name_formatter(datalist: Sequence[Mapping[str, Any]]) -> Callable[[dict, Any], dict]:
-    """``SaveImage``'s ``output_name_formatter`` that names each prediction by its datalist entry's ``"name"``.
+def output_name_formatter(metadict: dict | None, saver: Any) -> dict:
+    """``SaveImage``'s ``output_name_formatter``: the prediction of an input is named :func:`series_name` of it.
 
     MONAI's default names a prediction after its input's file or folder name, so every CHAOS series (all in folders
-    called ``DICOM_anon``) would be written to the same file. The entries are those of
-    :func:`scse_monai.data.list_inference_inputs` (``{"image": path, "name": name}``); an image not in the list
-    (e.g. one MONAI Label sends) keeps MONAI's default name.
+    called ``DICOM_anon``) would be written to the same file. The name comes from the input path in the metadata
+    (``filename_or_obj``), with the same function :func:`scse_monai.data.list_inference_inputs` checks the names
+    with before the run; without a path, MONAI's default applies.
     """
     from monai.data.folder_layout import default_name_formatter
 
-    names = {_key(d["image"]): d["name"] for d in datalist if "name" in d}
-
-    def formatter(metadict: dict, saver: Any) -> dict:
-        name = names.get(_key(metadict.get("filename_or_obj", ""))) if metadict else None
-        if name is None:
-            return default_name_formatter(metadict, saver)
-        return {"subject": name, "idx": metadict.get("patch_index")}
-
-    return formatter
+    source = (metadict or {}).get("filename_or_obj")
+    if not source or not os.path.exists(str(source)):
+        return default_name_formatter(metadict, saver)
+    return {"subject": series_name(str(source)), "idx": metadict.get("patch_index")}
