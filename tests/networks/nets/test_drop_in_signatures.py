@@ -135,6 +135,20 @@ def test_command_line_spellings_of_null_and_booleans() -> None:
     assert SEUNet(2, 1, 3, (4, 8), (2,), se="sse", placement="null").se_parts == {"encoder", "decoder", "bottleneck"}
 
 
+@pytest.mark.parametrize("ours, args", [
+    (SEUNet, (2, 1, 3, (4, 8), (2,))),
+    (SEDynUNet, (2, 1, 3, [3, 3], [1, 2], [2])),
+    (SESegResNet, (2,)),
+])
+def test_json_style_dict_as_se_is_refused_before_anything_is_built(ours, args) -> None:
+    """``{"name": "scse", "r": 4}`` is not a spec: the networks hand ``se`` to the factory's check
+    (``normalize_se_spec``) first, so the error names ``se`` and no layer is built (the RNG is untouched)."""
+    state = torch.random.get_rng_state()
+    with pytest.raises(ValueError, match=re.escape("se={'name': 'scse', 'r': 4}: a dict is not an SE spec")):
+        ours(*args, se={"name": "scse", "r": 4})
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
 def test_unknown_or_missing_argument_is_monai_s_type_error_naming_our_class() -> None:
     with pytest.raises(TypeError, match="SEUNet: missing a required argument: 'strides'"):
         SEUNet(2, 1, 3, (4, 8))
