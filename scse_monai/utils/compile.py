@@ -20,7 +20,8 @@ def backward_autocast_like_eager(compile_: bool = True) -> bool:
     (``tests/utils/test_compile.py``). MONAI's ``SupervisedTrainer`` calls ``backward`` outside its autocast region,
     so this matches its eager training.
 
-    It is a process-wide PyTorch setting; the bundle applies it through ``train#trainer#compile``.
+    It is a process-wide PyTorch setting; the bundle applies it through ``train#trainer#compile``. PyTorch versions
+    without the setting (it is newer than this package's torch floor) are left as they are.
 
     Args:
         compile_: whether the network will be compiled; nothing is changed when False.
@@ -28,6 +29,6 @@ def backward_autocast_like_eager(compile_: bool = True) -> bool:
     Returns:
         ``compile_``, so that a bundle config can pass it on to the trainer's ``compile`` argument.
     """
-    if compile_:
+    if compile_ and hasattr(torch._functorch.config, "backward_pass_autocast"):
         torch._functorch.config.backward_pass_autocast = "off"
     return bool(compile_)
