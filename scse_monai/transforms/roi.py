@@ -59,9 +59,9 @@ def check_roi_size(roi_size: Sequence[int], network: Any, name: str = "roi_size"
         raise InvalidInputError(f"{name} {list(roi_size)}: expected {len(divisor)} positive integers (one per "
                                 "spatial axis of the network)")
     if any(v % d for v, d in zip(roi, divisor, strict=True)):
-        nearest = [max(d, round(v / d) * d) for v, d in zip(roi, divisor, strict=True)]
         lower = [max(d, math.floor(v / d) * d) for v, d in zip(roi, divisor, strict=True)]
+        upper = [math.ceil(v / d) * d for v, d in zip(roi, divisor, strict=True)]
         raise InvalidInputError(
             f"{name} {roi} is not divisible by the network's down-sampling {divisor} (the product of its strides per "
-            f"axis); expected multiples of {divisor}, e.g. {name} {nearest} or {lower}")
+            f"axis); expected multiples of {divisor}, e.g. {name} {lower} or {upper}")
     return roi
