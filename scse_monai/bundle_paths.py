@@ -16,12 +16,30 @@ from pathlib import Path
 
 from scse_monai.errors import InvalidInputError
 
-__all__ = ["BUNDLE_ENV", "BUNDLE_PARTS", "bundle_dir", "bundle_config", "export_bundle"]
+__all__ = ["BUNDLE_ENV", "BUNDLE_PARTS", "VENDORED_SKIP", "bundle_dir", "bundle_config", "export_bundle"]
 
 #: environment variable overriding the bundle folder (the folder holding ``configs/``).
 BUNDLE_ENV = "SCSE_MONAI_BUNDLE"
 #: what a bundle copy holds: what the wheel ships (training outputs such as ``models/`` are not part of it).
 BUNDLE_PARTS = ("LICENSE", "configs", "docs")
+#: what an exported bundle's ``scripts/scse_monai`` leaves out of the package: the configs import only its core.
+VENDORED_SKIP = ("apps", "cli.py", "__main__.py", "bundle", "__pycache__", "*.pyc")
+
+#: ``scripts/__init__.py`` of an exported bundle.
+_SCRIPTS_INIT = '''"""This bundle's code in model-zoo's layout: scse_monai's core, copied by `scse-monai bundle`.
+
+The configs import ``scripts`` first. That puts this folder first on ``sys.path``, so that ``import scse_monai``
+finds the copy beside this file, the code these configs were written with, where the bundle root is on ``sys.path``
+(model-zoo's CI, MONAI Label, a run from the bundle root). Elsewhere the installed package is used.
+"""
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+'''
 
 
 def _packaged_bundle() -> Path | None:
@@ -70,13 +88,17 @@ def bundle_config(name: str) -> Path:
 
 
 def export_bundle(dest: str | os.PathLike) -> Path:
-    """Write a ready-to-use copy of the bundle (``LICENSE``, ``configs/``, ``docs/``) to the new folder ``dest``.
+    """Write a ready-to-use copy of the bundle (``LICENSE``, ``configs/``, ``docs/``, ``scripts/``) to ``dest``.
 
-    The copy is what ``python -m monai.bundle ... --bundle_root DEST`` and MONAI Label's ``<app>/model/<name>/``
-    expect; training then writes ``models/``, ``eval/`` and ``train_state/`` inside it. ``dest`` must be new or
-    empty, outside the bundle it copies (:func:`scse_monai.utils.output_dir.check_output_dir`; a symlink to an empty
-    folder is followed). The files are staged in a sibling folder and renamed into place, so ``dest`` is either as
-    before or complete. The copy holds exactly the bundle's files (no output marker: the folder is never reused).
+    The copy is what ``python -m monai.bundle ... --bundle_root DEST``, MONAI Label's ``<app>/model/<name>/`` and
+    model-zoo's CI expect; training then writes ``models/``, ``eval/`` and ``train_state/`` inside it. Following
+    model-zoo's convention for bundles with custom code, ``scripts/`` holds a copy of this package's core
+    (``scripts/scse_monai``, generated from the installed package, so the package stays the one source) and every
+    config's first import is ``scripts`` (:func:`_write_scripts`); ``metadata.json`` then needs only PyPI packages.
+    ``dest`` must be new or empty, outside the bundle it copies (:func:`scse_monai.utils.output_dir.check_output_dir`;
+    a symlink to an empty folder is followed). The files are staged in a sibling folder and renamed into place, so
+    ``dest`` is either as before or complete. The copy holds exactly the bundle's files (no output marker: the folder
+    is never reused).
 
     Raises:
         InvalidInputError: when ``dest`` exists and is not an empty folder, or is, lies inside or contains the bundle
@@ -96,6 +118,7 @@ def export_bundle(dest: str | os.PathLike) -> Path:
                 shutil.copy2(source / part, staging / part)
             else:
                 raise InvalidInputError(f"the bundle lacks {part}", source)
+        _write_scripts(staging)
         os.chmod(staging, 0o777 & ~_umask())
         if dest.exists():
             dest.rmdir()  # empty, checked above
@@ -104,6 +127,23 @@ def export_bundle(dest: str | os.PathLike) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dest
+
+
+def _write_scripts(bundle: Path) -> None:
+    """Add ``scripts/`` (this package's core and an ``__init__`` that makes it importable) and import it first."""
+    import json
+
+    import scse_monai
+
+    package = Path(scse_monai.__file__).resolve().parent
+    scripts = bundle / "scripts"
+    shutil.copytree(package, scripts / "scse_monai", ignore=shutil.ignore_patterns(*VENDORED_SKIP))
+    (scripts / "__init__.py").write_text(_SCRIPTS_INIT)
+    for config in sorted((bundle / "configs").glob("*.json")):
+        content = json.loads(config.read_text())
+        if isinstance(content, dict) and isinstance(content.get("imports"), list):
+            content["imports"] = ["$import scripts", *content["imports"]]
+            config.write_text(json.dumps(content, indent=4) + "\n")  # model-zoo's pretty-format-json layout
 
 
 def _umask() -> int:
