@@ -100,10 +100,12 @@ def test_network_is_sedynunet_and_se_null_is_monai_dynunet() -> None:
 def test_verify_net_in_out_3d() -> None:
     """The README's verify_net_in_out command, in-process (the full-size 3D network; raises on a mismatch)."""
     words = readme_3d_commands()["verify_net_in_out"]
-    arg = {w: json.loads(words[i + 1].replace("'", '"')) for i, w in enumerate(words) if w.startswith("--")}
+    arg = {w: words[i + 1] for i, w in enumerate(words) if w.startswith("--")}
+    assert "--n" not in arg, "metadata_3d.json's shapes pass at verify_net_in_out's default n=1, as model-zoo runs it"
     repo = BUNDLE.parent
-    verify_net_in_out("network_def", meta_file=[str(repo / f) for f in arg["--meta_file"]],
-                      config_file=[str(repo / f) for f in arg["--config_file"]], n=arg["--n"])
+    configs = json.loads(arg["--config_file"].replace("'", '"'))
+    verify_net_in_out("network_def", meta_file=str(repo / arg["--meta_file"]),
+                      config_file=[str(repo / f) for f in configs])
 
 
 @pytest.fixture(scope="module")
