@@ -14,10 +14,9 @@ Slicer) overlay it on the images:
   affine to a voxel, which must be a grid point of the label map (else the grid does not belong to the series and
   nothing is written). So the SEG follows the instances whatever slice order and axis flips the reader used.
 
-highdicom is an optional dependency (the ``dicom`` extra): imported on first use, with an error naming the extra.
-highdicom 0.22 (pydicom 2.4, as MONAI Label's ``label`` extra pins) and 0.23+ (pydicom 3) both work: only API common
-to both is used (the display colour is set as a DICOM attribute, which 0.22's ``SegmentDescription`` has no argument
-for).
+highdicom is an optional dependency (the ``dicom`` extra: highdicom >= 0.28, which needs pydicom 3; 0.22, the last
+release for pydicom 2, fails with numpy 2), imported on first use, with an error naming the extra. The laterality
+modifier is set as a DICOM attribute: highdicom's ``SegmentDescription`` has no argument for it.
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ import numpy as np
 from scse_monai.errors import InvalidInputError
 
 __all__ = ["ORGAN_RGB", "monailabel_label_info", "read_dicom_seg", "require_highdicom", "segment_descriptions",
-           "source_frames",
-           "write_dicom_seg"]
+           "source_frames", "write_dicom_seg"]
 
 #: label value -> recommended display colour (sRGB 0-255): the colours of the package's figures.
 ORGAN_RGB: dict[int, tuple[int, int, int]] = {1: (230, 25, 75), 2: (60, 180, 75), 3: (67, 99, 216), 4: (245, 130, 49)}
@@ -80,19 +78,6 @@ def _property_type(label: int) -> tuple[Any, Any | None]:
     return types[ORGANS[label]]
 
 
-def _cielab(rgb: Sequence[int]) -> tuple[float, float, float]:
-    """CIE L*a*b* (D65 white) of an sRGB colour (0-255), as dcmqi and DCMTK convert for RecommendedDisplayCIELabValue.
-
-    Own code: pydicom has none and highdicom 0.22 (the version for pydicom 2.4) converts no RGB.
-    """
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
-    xyz /= np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return float(116 * f[1] - 16), float(500 * (f[0] - f[1])), float(200 * (f[1] - f[2]))
-
-
 def segment_descriptions(network: str) -> list[Any]:
     """The highdicom segment descriptions of the label space, in label order (segment number = label value)."""
     hd = require_highdicom()
@@ -114,11 +99,11 @@ def segment_descriptions(network: str) -> list[Any]:
             segment_number=label, segment_label=organ, segmented_property_category=category,
             segmented_property_type=property_type, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm, tracking_uid=hd.UID(), tracking_id=f"scse_monai {organ}",
+            display_color=hd.color.CIELabColor.from_rgb(*ORGAN_RGB[label]),
         )
         if laterality is not None:
             modifier = hd.sr.CodedConcept(laterality.value, laterality.scheme_designator, laterality.meaning)
             desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [modifier]
-        desc.RecommendedDisplayCIELabValue = list(hd.color.CIELabColor(*_cielab(ORGAN_RGB[label])).value)
         descriptions.append(desc)
     return descriptions
 

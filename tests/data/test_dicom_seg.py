@@ -66,7 +66,7 @@ def _decode_with_pydicom(path: Path, source: Path) -> np.ndarray:
 def test_seg_round_trip_codes_and_references(chaos_root: Path, modality: str, tmp_path: Path) -> None:
     import highdicom as hd
 
-    from scse_monai.data.dicom_seg import read_dicom_seg, write_dicom_seg
+    from scse_monai.data.dicom_seg import ORGAN_RGB, read_dicom_seg, write_dicom_seg
 
     source, labels = _ground_labels(chaos_root, modality)
     series = read_dicom_series(source, with_pixels=False)
@@ -106,7 +106,8 @@ def test_seg_round_trip_codes_and_references(chaos_root: Path, modality: str, tm
         modifiers = [m.CodeValue for m in prop.get("SegmentedPropertyTypeModifierCodeSequence", [])]
         assert modifiers == ([laterality] if laterality else [])
         assert s.SegmentedPropertyCategoryCodeSequence[0].CodeValue == "91723000"
-        assert len(s.RecommendedDisplayCIELabValue) == 3
+        rgb = hd.color.CIELabColor.from_dicom_value(s.RecommendedDisplayCIELabValue).to_rgb()
+        assert np.allclose(rgb, ORGAN_RGB[label], atol=1)  # the figures' colour of the organ
         algorithm = s.SegmentationAlgorithmIdentificationSequence[0]
         assert algorithm.AlgorithmName == "scse_monai" and algorithm.AlgorithmParameters == "network=SEUNet"
     colours = {tuple(s.RecommendedDisplayCIELabValue) for s in segments.values()}
