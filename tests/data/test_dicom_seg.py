@@ -134,6 +134,11 @@ def test_seg_refuses_other_grids_and_values_without_touching_the_file(chaos_root
         write_dicom_seg(np.where(labels > 0, 7, 0), affine, source, target)
     assert target.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.dcm"]
+    # a prediction without any organ is still a valid SEG (highdicom refuses one without frames)
+    from scse_monai.data.dicom_seg import read_dicom_seg
+
+    write_dicom_seg(np.zeros_like(labels), affine, source, target)
+    assert not read_dicom_seg(target, source).any()
 
 
 def test_missing_highdicom_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
