@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scse_monai.errors import InvalidInputError
 from scse_monai.utils.io import NIFTI_SUFFIXES, check_output_path, check_regular_file, nifti_stem
+
+if TYPE_CHECKING:
+    from scse_monai.data.dicom import DicomSeries
 
 __all__ = ["list_inference_inputs", "find_inference_inputs", "check_inference_input", "NIFTI_SUFFIXES",
            "OUTPUT_FORMATS"]
@@ -47,8 +51,11 @@ def _is_dicom_folder(path: Path) -> bool:
         raise InvalidInputError(f"cannot read folder ({e.strerror or e})", path) from e
 
 
-def check_inference_input(path: str | os.PathLike) -> None:
+def check_inference_input(path: str | os.PathLike) -> DicomSeries | None:
     """Check one input completely, as the converter checks its inputs (see the module docstring).
+
+    Returns:
+        The DICOM series read (without its voxel array) for a series folder, ``None`` for a NIfTI file.
 
     Raises:
         InvalidInputError: naming the file and what was expected.
@@ -59,8 +66,9 @@ def check_inference_input(path: str | os.PathLike) -> None:
 
         # pixels decoded too, as the converter does: a slice whose compressed data (JPEG 2000, ...) has no decoder
         # here or is damaged fails here, naming the slice, not inside the image loader without a file name
-        read_dicom_series(path, with_pixels=True)
-        return
+        series = read_dicom_series(path, with_pixels=True)
+        series.array = None  # checked; the bundle's loader reads the voxels again
+        return series
     from scse_monai.data.nifti import read_nifti
 
     check_regular_file(path, "NIfTI image")
@@ -104,6 +112,20 @@ def _output_exts(output_format: str, output_ext: str, dicom_input: bool) -> list
     return exts
 
 
+def _check_seg_grid(series: DicomSeries, path: Path) -> None:
+    """Refuse a series whose slices are not evenly spaced: the prediction's regular grid cannot carry its SEG."""
+    from scse_monai.data.dicom_seg import GRID_TOLERANCE
+
+    step = series.spacing[2]
+    if not series.positions_monotonic or series.position_deviation_mm > GRID_TOLERANCE * step:
+        raise InvalidInputError(
+            f"slice positions deviate up to {series.position_deviation_mm:.3g} mm from an even {step:.3g} mm grid; "
+            "expected evenly spaced slices for a DICOM SEG (the prediction's grid is regular): use output_format "
+            "nifti for this series",
+            path,
+        )
+
+
 def _targets(name: str, output_dir: str | os.PathLike, postfix: str, exts: list[str]) -> list[Path]:
     return [Path(output_dir) / f"{name}_{postfix}{ext}" for ext in exts]
 
@@ -136,7 +158,8 @@ def list_inference_inputs(
         InvalidInputError: when ``path`` does not exist or holds no NIfTI file or DICOM series; a single input fails
             :func:`check_inference_input` (in a folder, failing inputs are skipped with a warning, and an error is
             raised only if none is left); two inputs share an output name; an output collides with an input or
-            already exists; or ``output_format`` is unknown or ``"dicom_seg"`` with NIfTI inputs only.
+            already exists; or ``output_format`` is unknown or ``"dicom_seg"`` with NIfTI inputs only; or a DICOM SEG
+            is asked for a series whose slices are not evenly spaced (its SEG cannot follow the prediction's grid).
         ModuleNotFoundError: ``output_format`` asks for DICOM SEG and highdicom is not installed.
     """
     import logging
@@ -159,7 +182,9 @@ def list_inference_inputs(
     failures: list[str] = []
     for p in found:
         try:
-            check_inference_input(p)
+            series = check_inference_input(p)
+            if series is not None and output_format != "nifti":
+                _check_seg_grid(series, p)
         except InvalidInputError as e:
             if single:
                 raise

@@ -191,3 +191,17 @@ def test_tree_names_collisions_and_existing_outputs(tmp_path) -> None:
         modality, chaos_id = chaos_series_of(tmp_path / "x" / rel)
         assert chaos_case_name(modality, chaos_id) == name
     assert chaos_series_of(tmp_path / "MR" / "2" / "T1DUAL" / "DICOM_anon") is None
+
+
+def test_dicom_seg_needs_evenly_spaced_slices(tmp_path) -> None:
+    from pydicom.uid import generate_uid
+
+    series = tmp_path / "uneven"
+    series.mkdir()
+    uid = generate_uid()
+    for k, z in enumerate((0.0, 2.0, 5.0)):  # first/last affine: steps of 2.5 mm, slice 1 is 0.5 mm off
+        _dicom_slice(series / f"i{k}.dcm", z, uid)
+    assert [d["name"] for d in list_inference_inputs(series)] == ["uneven"]  # NIfTI output: accepted
+    with pytest.raises(InvalidInputError, match=r"uneven: slice positions deviate up to 0\.5 mm from an even 2\.5 mm "
+                                                r"grid; expected evenly spaced slices for a DICOM SEG"):
+        list_inference_inputs(series, output_format="dicom_seg")
