@@ -192,3 +192,12 @@ def test_missing_input_is_the_last_line_and_debug_shows_the_traceback(killed: Pa
     assert "Traceback" not in proc.stderr and "Failed to evaluate" not in proc.stderr
     debug = run_bundle(command, env={"SCSE_MONAI_DEBUG": "1"})
     assert "Traceback" in debug.stderr and last_line(debug) == last_line(proc)
+
+
+def test_a_3d_roi_size_the_network_cannot_take_is_named(phantom_data: Path, tmp_path: Path) -> None:
+    command = bundle_command("training", ["train.json", "train_3d.json"], tmp_path / "root", "--dataset_dir",
+                             str(phantom_data), *overrides({**TINY_3D, "roi_size": [30, 32, 16]}))
+    proc = run_bundle(command)
+    assert proc.returncode != 0
+    assert last_line(proc).startswith("error: roi_size [30, 32, 16] is not divisible by the network's down-sampling")
+    assert "Traceback" not in proc.stderr
