@@ -224,8 +224,8 @@ def run_ablation(
             complete = run_dir / "complete"
             if not complete.is_file() or "parameters" not in networks[variant]:
                 if not complete.is_file():
-                    train_run(run_dir, dataset_dir, configs, run_overrides)
-                workflow = evaluate_run(run_dir, dataset_dir, configs, run_overrides)
+                    train_run(run_dir, dataset_dir, configs, run_overrides, progress=progress)
+                workflow = evaluate_run(run_dir, dataset_dir, configs, run_overrides, progress=progress)
                 atomic_write_text(complete, "")
                 net = workflow.evaluator.network
                 networks[variant].update(parameters=count_parameters(net), se_parameters=count_se_parameters(net))

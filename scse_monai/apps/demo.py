@@ -225,7 +225,7 @@ def run_demo(
             overrides = settings.run_overrides(NETWORKS[name], seed)
             prepare_run_dir(runs[name, seed], json.dumps({"settings": settings_json, "overrides": overrides},
                                                          sort_keys=True))
-            train_run(runs[name, seed], out / "data", [settings.config], overrides)
+            train_run(runs[name, seed], out / "data", [settings.config], overrides, progress=progress)
             bar.update()
         per_seed: dict[str, dict[int, Any]] = {n: {} for n in NETWORKS}
         captures: dict[str, EvaluationCapture] = {}
@@ -239,7 +239,7 @@ def run_demo(
                 handlers.append(captures[name])
             try:
                 workflow = evaluate_run(runs[name, seed], out / "data", [settings.config],
-                                        settings.run_overrides(NETWORKS[name], seed), handlers)
+                                        settings.run_overrides(NETWORKS[name], seed), handlers, progress=progress)
             finally:
                 for h in handlers:
                     h.close()
