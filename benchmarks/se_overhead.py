@@ -7,7 +7,8 @@ Three variants of the bundle's default network (``network_def`` of ``bundle/conf
 - ``naive``: the bundle's scSE with ``memory_efficient=False``, the straightforward max-out
   ``torch.maximum(x * g_c, x * g_s)`` (kept here as the reference);
 - ``scse``: the bundle's scSE as shipped (``memory_efficient=True``: in training
-  :class:`scse_monai.networks.blocks.SCSEMaxFunction`, in inference the blocked max-out);
+  :class:`scse_monai.networks.blocks.SCSEMaxFunction`, in inference the no-grad path of
+  :func:`scse_monai.networks.blocks.scse_max`; compiled, the plain formula);
 - ``unet_compiled`` and ``scse_compiled``: ``unet`` and ``scse`` under ``torch.compile`` (full mode; the first train
   step and the first inference, which compile, are timed apart: ``compile_seconds_unet``, ``compile_seconds_seunet``).
 
@@ -367,7 +368,6 @@ def run(mode: dict[str, Any]) -> dict[str, Any]:
         # compilation happens in the first train step and the first inference; one eager step of each is subtracted
         "compile_seconds_unet": _compile_seconds(first_call_s, train, infer, "unet"),
         "compile_seconds_seunet": _compile_seconds(first_call_s, train, infer, "scse"),
-        "compiled_se_path": _compiled_se_path(mode) if mode["compile"] else None,
         "param_overhead_pct": 100.0 * (params["scse"] - params["unet"]) / params["unet"],
         "effective_gflops": flops["scse"][0] / infer["scse"] / 1e9,
         "unet_effective_gflops": flops["unet"][0] / infer["unet"] / 1e9,
@@ -377,17 +377,6 @@ def run(mode: dict[str, Any]) -> dict[str, Any]:
     result["ratios_per_repeat"] = {k: v for k, v in per_repeat.items() if v is not None}
     check_finite(result, REQUIRED_KEYS + (COMPILED_KEYS if mode["compile"] else []))
     return result
-
-
-def _compiled_se_path(mode: dict[str, Any]) -> str:
-    """What compiled SEUNet's scSE layers ran.
-
-    The fused CPU kernel (float32 on CPU, where a C compiler built it) or inductor's code for the formula.
-    """
-    from scse_monai.networks.blocks import cpu_kernel
-
-    on_cpu = mode["device"] == "cpu" and not mode["amp"]
-    return "fused_cpu_kernel" if on_cpu and cpu_kernel.load() is not None else "generated_code"
 
 
 def _compile_seconds(first: dict[str, float], train: dict[str, float], infer: dict[str, float], name: str):
@@ -433,8 +422,7 @@ def format_table(result: dict[str, Any]) -> str:
     )
     if result["compiled"]:
         lines.append(f"compile time (first train step + first inference, less one of each): UNet "
-                     f"{result['compile_seconds_unet']:.1f} s, SEUNet {result['compile_seconds_seunet']:.1f} s; "
-                     f"compiled scSE: {result.get('compiled_se_path', 'generated_code')}")
+                     f"{result['compile_seconds_unet']:.1f} s, SEUNet {result['compile_seconds_seunet']:.1f} s")
     lines.append(
         f"input {result['input_shape']}, {result['device']}{' + autocast bf16' if result['amp'] else ''}, median of "
         f"{result['repeats']} interleaved repetitions, {result['machine']['threads']} threads, load average "
