@@ -123,7 +123,7 @@ def server(phantom_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     cmd = [sys.executable] + BUNDLE_TRAIN_CMD.split()[1:] + ["--epochs", "1"]
     done = subprocess.run(cmd, cwd=bundle, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert sorted(p.name for p in (bundle / "models").iterdir()) == ["model.pt"]
+    assert sorted(p.name for p in (bundle / "models").iterdir()) == ["model.json", "model.pt"]
 
     # 3. the studies: the README's script, verbatim
     done = subprocess.run([sys.executable, "-c", _readme_studies_script()], cwd=work, env=env, capture_output=True,
