@@ -152,7 +152,12 @@ class ChannelSpatialSELayer(nn.Module):
                 f"r must be an integer in [1, in_channels={in_channels}] so that the cSE hidden width in_channels // r"
                 f" is at least 1, got r={r!r}."
             )
-        self.aggregation = str(look_up_option(str(aggregation).lower(), SEAggregation))
+        try:
+            self.aggregation = str(look_up_option(str(aggregation).lower(), SEAggregation))
+        except ValueError as e:
+            hint = str(e).strip().splitlines()[0]  # MONAI's "did you mean" suggestion
+            raise ValueError(f"aggregation={aggregation!r}: {hint} Expected one of {[a.value for a in SEAggregation]}."
+                             ) from e
         self.spatial_dims = spatial_dims
         self.memory_efficient = memory_efficient
         self.cse = ChannelSELayer(spatial_dims, in_channels, r=r)
