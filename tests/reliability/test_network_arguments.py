@@ -26,7 +26,7 @@ REFUSED = [
     ("spatial_dims 4 (UNet)", lambda: SEUNet(**{**UNET, "spatial_dims": 4}), "spatial_dims must be one of [1, 2, 3]"),
     ("spatial_dims 1 (SegResNet)", lambda: SESegResNet(spatial_dims=1), "spatial_dims must be one of [2, 3]"),
     ("JSON-style dict as se", lambda: SEUNet(**UNET, se={"name": "scse", "r": 2}), "a dict is not an SE spec"),
-    ("unknown SE name", lambda: get_se_layer("sce", 2, 8), "did you mean 'SCSE'"),
+    ("unknown SE name", lambda: get_se_layer("sce", 2, 8), "se='sce': By 'SCE', did you mean"),
     ("unknown aggregation", lambda: get_se_layer(("scse", {"aggregation": "maxx"}), 2, 8),
      "aggregation='maxx': By 'maxx', did you mean 'max'? Expected one of ['max', 'add', 'mul', 'concat']"),
     ("unknown SE argument", lambda: get_se_layer(("scse", {"bogus": 1}), 2, 8), "se arguments {'bogus': 1} do not fit"),
