@@ -121,8 +121,10 @@ def _definition_differences(trained: Mapping[str, Any], configured: Mapping[str,
         old, new = trained.get(section) or {}, configured.get(section) or {}
         if section == "network_def" and not (old and new):
             continue  # a network that keeps no arguments: its state-dict layout is compared instead
-        for name in [*old, *(k for k in new if k not in old)]:
-            if old.get(name) != new.get(name) and not (section == "settings" and name not in old):
+        # a setting the training did not record is not compared; a network argument on either side is
+        names = list(old) if section == "settings" else [*old, *(k for k in new if k not in old)]
+        for name in names:
+            if old.get(name) != new.get(name):
                 key = name if section == "settings" else f"network_def#{name}"
                 differences.append((key, old.get(name), new.get(name)))
     return differences
@@ -178,7 +180,7 @@ def check_model_file(
     Raises:
         InvalidInputError: naming ``model_path``, what differs and what to pass.
     """
-    from scse_monai.handlers.checkpoint import load_weights_only
+    from scse_monai.handlers.checkpoint import load_weights_only  # checkpoint imports this module
 
     path = Path(model_path)
     if not path.is_file():
