@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from scse_monai.apps.chaos.labels import ORGANS
+from scse_monai.data.labels import ORGAN_RGB
 from scse_monai.utils.io import atomic_path
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 #: colours of labels 1..4 (liver, right kidney, left kidney, spleen).
-ORGAN_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231"]
+ORGAN_COLOURS = ["#{:02x}{:02x}{:02x}".format(*ORGAN_RGB[label]) for label in ORGANS]
 _LABEL_CMAP = ListedColormap(["#00000000", *ORGAN_COLOURS])
 
 

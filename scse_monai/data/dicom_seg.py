@@ -28,13 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from scse_monai.data.labels import ORGAN_RGB
 from scse_monai.errors import InvalidInputError
 
 __all__ = ["ORGAN_RGB", "monailabel_label_info", "read_dicom_seg", "require_highdicom", "segment_descriptions",
            "source_frames", "write_dicom_seg"]
 
-#: label value -> recommended display colour (sRGB 0-255): the colours of the package's figures.
-ORGAN_RGB: dict[int, tuple[int, int, int]] = {1: (230, 25, 75), 2: (60, 180, 75), 3: (67, 99, 216), 4: (245, 130, 49)}
 #: largest distance (voxels) between a pixel centre of an instance and the nearest label-map voxel.
 GRID_TOLERANCE = 0.1
 _INSTALL = 'pip install "scse_monai[dicom]"'

@@ -13,7 +13,7 @@ Kavur et al., "CHAOS Challenge - combined (CT-MR) healthy abdominal organ segmen
 
 from __future__ import annotations
 
-__all__ = ["LABELS", "ORGANS", "NUM_CLASSES"]
+__all__ = ["LABELS", "ORGANS", "NUM_CLASSES", "ORGAN_RGB"]
 
 #: The label space: name -> label value, background first (MONAI Label's ``labels`` convention).
 LABELS: dict[str, int] = {"background": 0, "liver": 1, "right kidney": 2, "left kidney": 3, "spleen": 4}
@@ -21,3 +21,6 @@ LABELS: dict[str, int] = {"background": 0, "liver": 1, "right kidney": 2, "left 
 ORGANS: dict[int, str] = {value: name for name, value in sorted(LABELS.items(), key=lambda kv: kv[1]) if value}
 #: number of classes including background (network output channels).
 NUM_CLASSES: int = len(LABELS)
+#: label value -> display colour (sRGB 0-255) of each organ: the figures' colours and the DICOM SEG's recommended
+#: display colours.
+ORGAN_RGB: dict[int, tuple[int, int, int]] = {1: (230, 25, 75), 2: (60, 180, 75), 3: (67, 99, 216), 4: (245, 130, 49)}

@@ -13,12 +13,12 @@ from monai.networks.layers.factories import split_args
 from scse_monai.errors import InvalidInputError
 from scse_monai.networks.blocks import ChannelSpatialSELayer
 from scse_monai.networks.layers.factories import SE
+from scse_monai.utils.config_values import as_optional
 
 __all__ = ["SESpecError", "get_se_layer", "se_layer_types", "normalize_se_spec"]
 
 SESpec = str | tuple | list | type | None
 
-_NO_SE = ("", "none", "null")
 _ACCEPTED = (
     'None or "none" (no SE), a registered name such as "scse", a pair [name, {{kwargs}}] such as '
     '["scse", {{"r": 2}}] (a list in JSON/YAML, a tuple in Python), or a class or [class, {{kwargs}}]; '
@@ -44,7 +44,7 @@ def normalize_se_spec(spec: SESpec) -> SESpec:
         SESpecError: for a spec of the wrong form (e.g. a dict), naming ``se`` and the accepted forms.
         ValueError: for an unknown name (with a "did you mean" suggestion).
     """
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() in _NO_SE):
+    if as_optional(spec) is None or (isinstance(spec, str) and not spec.strip()):
         return None
     _split(spec)
     return spec
