@@ -322,16 +322,25 @@ def test_ddp_gradients_equal_single_process(tmp_path) -> None:
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
     try:
         for name in SPECS:
-            model = InplaceAfter(_layer(name, 2, 4, dtype=torch.float32), 2, 4)
-            ddp = nn.parallel.DistributedDataParallel(InplaceAfter(_layer(name, 2, 4, torch.float32), 2, 4))
-            ddp.module.load_state_dict(model.state_dict())
-            x = torch.randn(2, 4, 6, 6)
-            ddp(x).square().sum().backward()
-            model(x).square().sum().backward()
-            for (param, a), b in zip(ddp.module.named_parameters(), model.parameters(), strict=True):
-                torch.testing.assert_close(a.grad, b.grad, msg=lambda m, n=f"{name}.{param}": f"{n}: {m}")
+            _check_ddp_gradients(name)
     finally:
         dist.destroy_process_group()
+
+
+def _check_ddp_gradients(name: str) -> None:
+    model = InplaceAfter(_layer(name, 2, 4, dtype=torch.float32), 2, 4)
+    ddp = nn.parallel.DistributedDataParallel(InplaceAfter(_layer(name, 2, 4, torch.float32), 2, 4))
+    try:
+        ddp.module.load_state_dict(model.state_dict())
+        x = torch.randn(2, 4, 6, 6)
+        ddp(x).square().sum().backward()
+        model(x).square().sum().backward()
+        for (param, a), b in zip(ddp.module.named_parameters(), model.parameters(), strict=True):
+            torch.testing.assert_close(a.grad, b.grad, msg=lambda m, n=f"{name}.{param}": f"{n}: {m}")
+    finally:
+        # The DDP wrapper (its Reducer holds the process group) must go before destroy_process_group: released
+        # after it, gloo's destructor joins a worker thread that never returns (the whole test run hung once).
+        del ddp
 
 
 @pytest.mark.parametrize("name", ["scse", "cse"])
